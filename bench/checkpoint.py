@@ -1,0 +1,81 @@
+"""Saving and loading what a run trained: trainable parameters and buffers, as safetensors.
+
+Frozen pretrained weights are not saved (they are rebuilt from the config), so a checkpoint of a
+ViT-L/14 linear probe is kilobytes, not gigabytes. Loading is strict: a checkpoint from another
+detector or config fails loudly, never a silent partial load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from bench.detector import Detector
+from bench.errors import ConfigError
+
+CHECKPOINT = Path("checkpoint") / "model.safetensors"
+
+
+def trained_state(detector: Detector) -> dict[str, torch.Tensor]:
+    """Trainable parameters and all buffers: everything training can change."""
+    trainable = {name for name, p in detector.named_parameters() if p.requires_grad}
+    buffers = {name for name, _ in detector.named_buffers()}
+    return {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items() if k in trainable | buffers}
+
+
+def save_checkpoint(detector: Detector, path: Path, metadata: dict[str, str]) -> Path:
+    """Write ``trained_state(detector)`` to ``path`` with string ``metadata`` (detector name, config hash)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(trained_state(detector), str(path), metadata={k: str(v) for k, v in metadata.items()})
+    return path
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a checkpoint file (safetensors, or a torch ``.pth``/``.pt`` state dict) or a run directory's."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise ConfigError(f"Checkpoint {path} does not exist; pass a run directory saved by `bench run` "
+                          "or a .safetensors/.pth file.")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"Checkpoint {path} is not a state dict of tensors.")
+    return state, {}
+
+
+def load_trained_state(detector: Detector, state: dict[str, torch.Tensor], where: str,
+                       metadata: dict[str, str] | None = None, expect_config: str | None = None) -> None:
+    """Load ``state`` into ``detector``; its keys and shapes must match the trained part exactly."""
+    meta = metadata or {}
+    if expect_config and meta.get("config_sha256") and meta["config_sha256"] != expect_config:
+        raise ConfigError(f"Checkpoint {where} was trained as detector {meta.get('detector')!r} with config "
+                          f"{meta['config_sha256'][:12]}, not this config ({expect_config[:12]}); use the same "
+                          "detector and -o settings as the run that saved it.")
+    expected = trained_state(detector)
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ConfigError(f"Checkpoint {where} does not fit detector {meta.get('detector', type(detector).__name__)}: "
+                          f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}.")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ConfigError(f"Checkpoint {where} key {key!r} has shape {tuple(value.shape)}, the detector "
+                              f"expects {tuple(expected[key].shape)}.")
+    detector.load_state_dict(state, strict=False)
+
+
+def metadata_for(spec_info: dict) -> dict[str, str]:
+    """The metadata stored beside the tensors."""
+    return {"detector": spec_info["name"], "config_sha256": spec_info["config_sha256"],
+            "config": json.dumps(spec_info["config"], sort_keys=True, default=str)}

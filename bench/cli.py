@@ -1,0 +1,103 @@
+"""The ``bench`` command line: thin wrappers over the API. Run ``bench COMMAND --help`` for examples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.errors import BenchError
+
+EXAMPLES = {
+    "run": "bench run --protocol synthetic_cross_domain --detector clip_linear\n"
+           "  bench run --protocol synthetic_universal --detector univfd --seeds 0,1,2 -o lr=3e-4 --batch-size 32\n"
+           "  bench run --protocol my_protocol.yaml --detector my_detector --plugin my_module --limit 50\n"
+           "  bench run --protocol universal --detector univfd --eval-only --checkpoint fc_weights.pth",
+    "ls": "bench ls detectors\n  bench ls protocols\n  bench ls sources",
+    "show": "bench show protocol synthetic_universal\n  bench show detector univfd -o lr=1e-3",
+    "validate": "bench validate                       # every shipped protocol\n"
+                "  bench validate protocols/my_protocol.yaml",
+    "data": "bench data synth --out synth_data --protocol synthetic_universal\n"
+            "  bench run --protocol synthetic_universal --detector clip_linear  # same images, generated on the fly",
+    "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
+                   "  bench leaderboard build --readme README.md",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Benchmark harness for visual-forgery detectors.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, epilog="examples:\n  " + EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    run = command("run", "Train a detector on a protocol, select on validation, evaluate, write a run directory.")
+    run.add_argument("--protocol", required=True, help="registered protocol name or a .yaml path")
+    run.add_argument("--detector", required=True, help="registered detector or preset name")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
+    seeds.add_argument("--all-seeds", action="store_true", help="use the protocol's seeds")
+    run.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                     help="detector setting, e.g. -o lr=1e-4 (repeatable; see `bench show detector NAME`)")
+    run.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
+    run.add_argument("--out", default="runs", help="where run directories go (default runs/)")
+    run.add_argument("--run-name", help="name of the run directory (default <timestamp>-s<seed>)")
+    run.add_argument("--batch-size", type=int, default=64, help="global batch size (default 64)")
+    run.add_argument("--workers", type=int, default=0, help="data-loader workers per process (default 0)")
+    run.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="mixed precision")
+    run.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    run.add_argument("--max-steps", type=int, help="stop training after N steps (marks the run partial)")
+    run.add_argument("--limit", type=int, help="at most N images per class per split (marks the run partial)")
+    run.add_argument("--skip-bad-images", action="store_true",
+                     help="leave out undecodable images instead of stopping (recorded in the results)")
+    run.add_argument("--eval-only", action="store_true", help="no training: evaluate the --checkpoint weights")
+    run.add_argument("--checkpoint", help="run directory or weights file (.safetensors/.pth; UnivFD's fc_weights.pth)")
+    run.add_argument("--perturb", help="degrade every test set, e.g. jpeg=75 or blur=1.0,downscale=0.5 (marks the run partial)")
+    run.add_argument("--plugin", action="append", default=[], help="import a module that registers detectors")
+
+    ls = command("ls", "List registered detectors, protocols or source types.")
+    ls.add_argument("what", choices=["detectors", "protocols", "sources"])
+    ls.add_argument("--plugin", action="append", default=[], help="import a module that registers detectors")
+
+    show = command("show", "Show a protocol (resolved) or a detector's resolved settings with defaults.")
+    show.add_argument("what", choices=["protocol", "detector"])
+    show.add_argument("name")
+    show.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
+    show.add_argument("--protocol", help="for detectors: apply this protocol's detector_defaults")
+    show.add_argument("--data-root", help="for protocols: count images per test set when the data is present")
+    show.add_argument("--plugin", action="append", default=[])
+
+    validate = command("validate", "Check protocol files against the strict schema (default: every shipped one).")
+    validate.add_argument("files", nargs="*", help="protocol YAML files")
+
+    data = command("data", "Data utilities: write the embedded synthetic benchmark as PNG folders.")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    synth = data_sub.add_parser("synth", help="write a protocol's synthetic images under DIR/<split>/<subset>/{0_real,1_fake}")
+    synth.add_argument("--out", required=True, help="output directory (must not exist)")
+    synth.add_argument("--protocol", default="synthetic_universal", help="protocol whose synthetic source to write")
+
+    board = command("leaderboard", "Submit a finished run, or build leaderboard markdown from committed results.")
+    board_sub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
+    submit = board_sub.add_parser("submit", help="copy a run's results.json into leaderboard/results/")
+    submit.add_argument("run_dir")
+    submit.add_argument("--leaderboard-dir", default="leaderboard")
+    build = board_sub.add_parser("build", help="write leaderboard/<protocol>.md from leaderboard/results/")
+    build.add_argument("--leaderboard-dir", default="leaderboard")
+    build.add_argument("--readme", help="also refresh the leaderboard block of this README")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``bench`` console script."""
+    args = _parser().parse_args(argv)
+    from bench import commands
+
+    try:
+        getattr(commands, f"cmd_{args.command}")(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""What each ``bench`` sub-command does; ``bench.cli`` only parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from bench.errors import BenchError, ConfigError
+from bench.registry import DETECTORS, SOURCES, import_plugins
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Run one detector on one protocol for each requested seed and print the metrics."""
+    from bench.api import run
+    from bench.factory import parse_overrides
+    from bench.protocol import load_protocol
+    from bench.runner import RunnerOptions
+
+    import_plugins(args.plugin)
+    overrides = parse_overrides(args.override)
+    if args.all_seeds:
+        seeds = load_protocol(args.protocol).seeds
+    else:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2.") from None
+    if args.run_name and len(seeds) > 1:
+        raise ConfigError("--run-name names one run directory; use it with a single seed.")
+    perturb = None
+    if args.perturb:
+        from pydantic import ValidationError
+
+        from bench.protocol import Perturb
+
+        try:
+            perturb = Perturb(**parse_overrides(args.perturb.split(",")))
+        except ValidationError as err:
+            raise ConfigError(f"--perturb {args.perturb!r} is invalid: {err.errors()[0]['msg']} "
+                              "(keys: jpeg=1..100, blur=sigma>0, downscale=0..1).") from None
+    for seed in seeds:
+        opts = RunnerOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision,
+                             cpu=args.cpu, max_steps=args.max_steps)
+        result = run(args.protocol, args.detector, seed=seed, overrides=overrides, data_root=args.data_root,
+                     out_dir=args.out, opts=opts, limit=args.limit, skip_bad_images=args.skip_bad_images,
+                     run_name=args.run_name, eval_only=args.eval_only, checkpoint=args.checkpoint,
+                     perturb=perturb)
+        print_result(result)
+
+
+def print_result(result: dict) -> None:
+    """Print AUC/AP (and the protocol's other metrics) per test set and group."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
+    metrics = [m for m in result["protocol"]["metrics"]]
+    rows = [[name, *(m.get(k) for k in metrics), m["n_real"], m["n_fake"]] for name, m in result["metrics"].items()]
+    rows += [[f"[{name}]", *(m.get(k) for k in metrics), "", ""] for name, m in result["groups"].items()]
+    print(f"\n{result['protocol']['name']} v{result['protocol']['version']} · {result['detector']['name']} · "
+          f"seed {result['seed']} · selected {result['selection'].get('rule')} · "
+          f"{result['timing']['total_seconds']:.1f} s{' · PARTIAL' if result['partial'] else ''}")
+    print(tabulate(rows, headers=["test set", *metrics, "n_real", "n_fake"], floatfmt=".4f"))
+    print(f"run directory: {result['run_dir']}")
+
+
+def cmd_ls(args: argparse.Namespace) -> None:
+    """List registered names with where they come from."""
+    import_plugins(args.plugin)
+    if args.what == "protocols":
+        from bench.protocol import load_protocol, protocol_files
+
+        rows = [[name, load_protocol(name).version, load_protocol(name).description.split(". ")[0]]
+                for name in sorted(protocol_files())]
+        print(tabulate(rows, headers=["protocol", "version", "description"]))
+        return
+    registry = DETECTORS if args.what == "detectors" else SOURCES
+    rows = []
+    for name in registry.names():
+        entry = registry.entry(name)
+        obj = entry.obj
+        doc = getattr(obj, "description", "") or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
+        rows.append([name, doc, entry.provider])
+    print(tabulate(rows, headers=[args.what[:-1], "description", "provided by"]))
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    """Print a protocol as resolved, or a detector's settings with defaults and overrides applied."""
+    from bench.protocol import load_protocol
+
+    import_plugins(args.plugin)
+    if args.what == "protocol":
+        proto = load_protocol(args.name)
+        print(yaml.safe_dump(proto.model_dump(mode="json"), sort_keys=False), end="")
+        print(f"# sha256: {proto.sha256()}")
+        _print_counts(proto, args.data_root)
+        return
+    from bench.factory import parse_overrides, resolve_detector
+
+    defaults = load_protocol(args.protocol).detector_defaults if args.protocol else {}
+    spec = resolve_detector(args.name, parse_overrides(args.override), defaults)
+    print(f"# {spec.name}: {spec.description}\n# class {spec.cls.__module__}.{spec.cls.__qualname__} "
+          f"v{spec.cls.version}, provided by {spec.provider}")
+    print(yaml.safe_dump(dataclasses.asdict(spec.config), sort_keys=False), end="")
+
+
+def _print_counts(proto, data_root: str | None) -> None:
+    from bench.api import data_root_from
+    from bench.data.splits import build_sources, resolve_all
+
+    try:
+        splits = resolve_all(proto, build_sources(proto, data_root_from(data_root)))
+    except BenchError as err:
+        print(f"# class counts unavailable: {err}")
+        return
+    rows = [[key, *split.counts()] for key, split in splits.items()]
+    print(tabulate(rows, headers=["split", "n_real", "n_fake"]))
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    """Validate protocol files; exit non-zero on the first invalid one."""
+    from bench.protocol import load_protocol, protocol_files
+
+    targets = [Path(f) for f in args.files] or [protocol_files()[n] for n in sorted(protocol_files())]
+    for path in targets:
+        proto = load_protocol(path)
+        print(f"ok  {path.name}: {proto.name} v{proto.version}, {len(proto.test)} test sets, primary {proto.primary}")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    """Write the synthetic source of a protocol to PNG folders."""
+    from bench.data.splits import build_sources
+    from bench.data.synthetic import SyntheticSource, write_folder
+    from bench.protocol import load_protocol
+
+    proto = load_protocol(args.protocol)
+    out = Path(args.out)
+    if out.exists():
+        raise BenchError(f"Output directory {out} already exists; choose a new --out (nothing is overwritten).")
+    synthetic = {n: s for n, s in build_sources(proto, None).items() if isinstance(s, SyntheticSource)}
+    if not synthetic:
+        raise ConfigError(f"Protocol {proto.name!r} has no synthetic source; pick an embedded protocol.")
+    for source in synthetic.values():
+        count = write_folder(source, out, subsets_by_split=_subsets_by_split(proto, source.name))
+        print(f"wrote {count} images of source {source.name!r} to {out}")
+
+
+def _subsets_by_split(proto, source_name: str) -> dict[str, list[str]]:
+    """The subsets of each split that a protocol reads from one source."""
+    from bench.protocol import PairedTest
+
+    parts = [proto.train, proto.val]
+    for test in proto.test.values():
+        parts += [test.real, test.fake] if isinstance(test, PairedTest) else [test]
+    wanted: dict[str, list[str]] = {}
+    for part in parts:
+        if part.source == source_name:
+            for subset in part.subsets or []:
+                if subset not in wanted.setdefault(part.split, []):
+                    wanted[part.split].append(subset)
+    return wanted
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    """Submit a run or build the markdown pages."""
+    from bench import leaderboard
+
+    if args.board_command == "submit":
+        path = leaderboard.submit(Path(args.run_dir), Path(args.leaderboard_dir))
+        print(f"submitted {path}")
+    else:
+        for path in leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None):
+            print(f"wrote {path}")

@@ -1,0 +1,213 @@
+"""Protocol YAML: strict schema, name → file resolution, canonical hash.
+
+A protocol owns the data and the evaluation: sources, train/val/test splits, groups, metrics, the
+primary metric, the training budget, seeds, and optional ``detector_defaults`` (the benchmark's
+reference backbone and image size, overridable with ``-o``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import ConfigError, did_you_mean
+from bench.metrics import METRIC_NAMES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Perturb(_Strict):
+    """A deterministic degradation: JPEG quality, Gaussian blur sigma, down-scaling factor (applied in that order)."""
+
+    jpeg: int | None = Field(default=None, ge=1, le=100)
+    blur: float | None = Field(default=None, gt=0)
+    downscale: float | None = Field(default=None, gt=0, lt=1)
+
+
+class Split(_Strict):
+    """Rows of one split of one source, optionally restricted to some subsets."""
+
+    source: str
+    split: str
+    subsets: list[str] | None = None
+    #: Keep at most this many images per class (sampled with ``sample_seed``; the ids are stored).
+    max_per_class: int | None = Field(default=None, gt=0)
+    sample_seed: int = 0
+    #: Frame datasets: keep this many frames per video (``group``), evenly spaced over the video.
+    frames_per_group: int | None = Field(default=None, gt=0)
+    #: Degradation applied to real and fake alike, deterministic per image (robustness variants).
+    perturb: Perturb | None = None
+    #: Applied to fakes only, e.g. ``{jpeg: 96}`` to re-encode PNG fakes like JPEG reals (GenImage format bias).
+    fake_perturb: Perturb | None = None
+
+
+class ValSplit(Split):
+    """The held-out split of the training domain used for checkpoint selection."""
+
+    select: str = "best:auc"
+
+    @field_validator("select")
+    @classmethod
+    def _check_select(cls, value: str) -> str:
+        return check_select(value)
+
+
+class PairedTest(_Strict):
+    """A test set whose reals and fakes come from different places (a shared real pool)."""
+
+    real: Split
+    fake: Split
+    perturb: Perturb | None = None
+
+
+class Budget(_Strict):
+    """Upper bounds the runner enforces whatever the detector asks for."""
+
+    max_epochs: int | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+
+
+class Protocol(_Strict):
+    """A benchmark protocol (one YAML file)."""
+
+    name: str
+    version: int = Field(ge=1)
+    description: str
+    sources: dict[str, str | dict[str, Any]]
+    detector_defaults: dict[str, Any] = Field(default_factory=dict)
+    train: Split
+    val: ValSplit
+    test: dict[str, Split | PairedTest]
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    metrics: list[Literal["auc", "ap", "eer", "acc", "video_auc", "oracle_acc"]]
+    primary: str
+    budget: Budget = Budget()
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Protocol:
+        splits = [("train", self.train), ("val", self.val)]
+        for test_name, test in self.test.items():
+            parts = [test.real, test.fake] if isinstance(test, PairedTest) else [test]
+            splits += [(f"test.{test_name}", p) for p in parts]
+        for where, split in splits:
+            if split.source not in self.sources:
+                raise ValueError(
+                    f"{where} uses source {split.source!r}, which is not under `sources`"
+                    f"{did_you_mean(split.source, self.sources)}"
+                )
+        for group, members in self.groups.items():
+            if group in self.test:
+                raise ValueError(f"group {group!r} has the same name as a test set; rename one")
+            for member in members:
+                if member not in self.test:
+                    raise ValueError(f"group {group!r} lists {member!r}, which is not a test set"
+                                     f"{did_you_mean(member, self.test)}")
+        metric, _, target = self.primary.partition("@")
+        if metric not in self.metrics:
+            raise ValueError(f"primary {self.primary!r} uses metric {metric!r}, which is not in `metrics`")
+        if target not in self.groups and target not in self.test:
+            raise ValueError(f"primary {self.primary!r} names {target!r}, which is neither a group nor a test set")
+        return self
+
+    def sha256(self) -> str:
+        """Canonical hash: sha256 of the schema-normalised protocol as sorted JSON."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_select(value: str) -> str:
+    """Validate a selection rule: ``last`` or ``best:<metric>``."""
+    if value == "last":
+        return value
+    kind, _, metric = value.partition(":")
+    if kind != "best" or metric not in METRIC_NAMES or metric == "video_auc":
+        raise ValueError(f"select must be 'last' or 'best:<metric>' with a metric from "
+                         f"{', '.join(m for m in METRIC_NAMES if m != 'video_auc')}; got {value!r}")
+    return value
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Map each key path of a YAML document to its 1-based line, for error messages."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[path + (key.value,)] = key.start_mark.line + 1
+                walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (i,))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def parse_protocol(text: str, where: str) -> Protocol:
+    """Parse and validate protocol YAML ``text``; ``where`` names the file in errors."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a protocol must be a YAML mapping with keys name, version, train, ...")
+    try:
+        return Protocol.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p[0].isupper()))
+        lines = _line_index(text)
+        line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling against `bench validate --help`"
+        at = f" line {line}" if line else ""
+        raise ConfigError(f"{where}{at}, key {key!r}: {msg}.") from None
+
+
+def protocol_files() -> dict[str, Path]:
+    """Every protocol YAML shipped by registered protocol packs, by protocol name."""
+    from bench.registry import PROTOCOLS
+
+    files: dict[str, Path] = {}
+    for pack in PROTOCOLS.names():
+        package = PROTOCOLS.get(pack)
+        for item in resources.files(package).iterdir():
+            if item.name.endswith(".yaml") and item.name != "sources.yaml":
+                files.setdefault(item.name.removesuffix(".yaml"), Path(str(item)))
+    return files
+
+
+def load_protocol(name_or_path: str | Path) -> Protocol:
+    """Load a protocol by registered name or from a ``.yaml`` path."""
+    path = Path(name_or_path)
+    if str(name_or_path).endswith((".yaml", ".yml")):
+        if not path.is_file():
+            raise ConfigError(f"Protocol file {path} does not exist; check the path.")
+    else:
+        files = protocol_files()
+        if str(name_or_path) not in files:
+            raise ConfigError(
+                f"Unknown protocol {str(name_or_path)!r}.{did_you_mean(str(name_or_path), files)} "
+                f"Available: {', '.join(sorted(files))} (or pass a path ending in .yaml)."
+            )
+        path = files[str(name_or_path)]
+    proto = parse_protocol(path.read_text(), str(path))
+    if proto.name != path.stem:
+        raise ConfigError(f"{path}: `name: {proto.name}` must equal the file name {path.stem!r}; rename one.")
+    return proto

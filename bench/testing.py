@@ -1,0 +1,121 @@
+"""``check_detector``: the adapter contract as reusable checks (scikit-learn's ``check_estimator`` idea).
+
+Third-party adapters call it in their own tests::
+
+    from bench.testing import check_detector
+    def test_my_detector():
+        check_detector(lambda: MyDetector(MyDetector.Config(image_size=32)))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from bench.detector import Detector, FeatureSet, StepContext, build_config
+from bench.errors import ConfigError
+
+
+class _CallCounter(nn.Module):
+    """Stands in for the prepared model so the check can see whether ``train_step`` calls ``ctx.model``."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+
+def _images(detector: Detector, n: int, train: bool) -> torch.Tensor:
+    rng = np.random.default_rng(0)
+    size = detector.data_config().image_size
+    transform = detector.transform(train=train)
+    pics = [Image.fromarray(rng.integers(0, 256, (size + 8, size + 8, 3), dtype=np.uint8)) for _ in range(n)]
+    return torch.stack([transform(p) for p in pics])
+
+
+def check_detector(factory: Callable[[], Detector], batch_size: int = 4) -> list[str]:
+    """Run every contract check on detectors built by ``factory``; return the names of the checks run.
+
+    Raises ``AssertionError`` naming the broken rule.
+    """
+    from accelerate import Accelerator
+
+    torch.manual_seed(0)
+    det = factory()
+    done = []
+    assert isinstance(det, Detector), f"factory returned {type(det).__name__}, not a bench.Detector"
+
+    try:
+        build_config(type(det).Config, {"surely_not_a_setting": 1}, where="check")
+    except ConfigError:
+        done.append("config_rejects_unknown_keys")
+    else:
+        raise AssertionError("Config accepted an unknown key; it must be a dataclass (bench validates keys)")
+
+    size = det.data_config().image_size
+    x = _images(det, batch_size, train=False)
+    assert x.shape == (batch_size, 3, size, size), f"transform(train=False) gave {tuple(x.shape[1:])}, " \
+                                                   f"expected (3, {size}, {size}) from data_config()"
+    assert _images(det, 2, train=True).shape[1:] == (3, size, size), "transform(train=True) changes the size"
+    done.append("transform_size")
+
+    det.eval()
+    with torch.no_grad():
+        out = det(x)
+    assert out.shape == (batch_size,), f"forward returned shape {tuple(out.shape)}, expected ({batch_size},)"
+    assert out.dtype.is_floating_point, f"forward returned {out.dtype}, expected a float dtype"
+    done.append("forward_shape")
+
+    trainable = {n: p.detach().clone() for n, p in det.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in det.named_parameters() if not p.requires_grad}
+    assert trainable, "the detector has no trainable parameter"
+    if det.fits_features:
+        feats = det.features(x)
+        assert feats.ndim == 2 and feats.shape[0] == batch_size, f"features() gave shape {tuple(feats.shape)}"
+        labels = torch.tensor([0, 1] * (batch_size // 2))
+        fake = FeatureSet(torch.randn(16, feats.shape[1]), torch.tensor([0, 1] * 8))
+        det.fit_features(fake, FeatureSet(feats, labels), "best:auc")
+        done.append("fit_features")
+    else:
+        acc = Accelerator(cpu=True)
+        counter = _CallCounter(det)
+        optimizer, _ = det.configure_optimizer(total_steps=1)
+        model, optimizer = acc.prepare(counter, optimizer)
+        model.train()
+        batch = {"image": _images(det, batch_size, train=True), "label": torch.tensor([0, 1] * (batch_size // 2)),
+                 "index": torch.arange(batch_size)}
+        buffers = {n: b.clone() for n, b in det.named_buffers()}
+        det.train_step(batch, StepContext(model=model, optimizer=optimizer, accelerator=acc))
+        assert counter.calls > 0, "train_step never called ctx.model; call ctx.model(...), not self(...), so DDP " \
+                                  "gradient sync and autocast apply"
+        moved = [n for n, p in det.named_parameters() if n in trainable and not torch.equal(p, trainable[n])]
+        assert moved, "one train_step left every trainable parameter unchanged"
+        for name, p in det.named_parameters():
+            assert name not in frozen or torch.equal(p, frozen[name]), f"frozen parameter {name} changed in training"
+        frozen_modules = {n.rsplit(".", 1)[0] for n in frozen}
+        for name, b in det.named_buffers():
+            if name.rsplit(".", 1)[0] in frozen_modules and b.is_floating_point():
+                assert torch.equal(b, buffers[name]), f"buffer {name} of a frozen module changed in training " \
+                                                      "(keep frozen parts in eval mode)"
+        done.append("train_step")
+
+    det.eval()
+    with torch.no_grad():
+        before = det(x)
+    clone = factory()
+    clone.load_state_dict(copy.deepcopy(det.state_dict()), strict=True)
+    clone.eval()
+    with torch.no_grad():
+        after = clone(x)
+    assert torch.allclose(before, after, atol=1e-5), "state_dict round trip changes the outputs"
+    done.append("state_dict_round_trip")
+    return done

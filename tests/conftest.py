@@ -1,0 +1,46 @@
+"""Shared fixtures: offline hub settings, a tiny synthetic protocol, and registry isolation."""
+
+import os
+
+# Must be set before huggingface_hub is imported anywhere, or a missing weight costs ~46 s of retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+TINY_PROTOCOL = """\
+name: {name}
+version: 1
+description: A tiny synthetic protocol for tests.
+sources:
+  synth: {{type: synthetic, image_size: 32, n_per_class: {{train: 12, val: 8, test: 8}}, seed: 0}}
+detector_defaults: {{backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}}
+train: {{source: synth, split: train, subsets: [upsample_nearest]}}
+val: {{source: synth, split: val, subsets: [upsample_nearest], select: "best:auc"}}
+test:
+  upsample_nearest: {{source: synth, split: test, subsets: [upsample_nearest]}}
+  blend_ellipse: {{source: synth, split: test, subsets: [blend_ellipse]}}
+  peaks_p4: {{source: synth, split: test, subsets: [peaks_p4]}}
+groups:
+  in_domain: [upsample_nearest]
+  unseen: [blend_ellipse, peaks_p4]
+metrics: [auc, ap, eer, acc]
+primary: auc@unseen
+budget: {{max_epochs: 2}}
+seeds: [0, 1]
+"""
+
+
+def write_tiny_protocol(directory: Path, name: str = "tiny") -> Path:
+    """Write the tiny protocol as ``directory/<name>.yaml`` and return its path."""
+    path = Path(directory) / f"{name}.yaml"
+    path.write_text(TINY_PROTOCOL.format(name=name))
+    return path
+
+
+@pytest.fixture
+def tiny_protocol(tmp_path: Path) -> Path:
+    """Path of a tiny synthetic protocol (32 px, a few dozen images)."""
+    return write_tiny_protocol(tmp_path)

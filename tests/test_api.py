@@ -1,0 +1,99 @@
+"""The pipeline end to end on a tiny synthetic protocol, and its bad-input behaviour."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from bench.api import run
+from bench.errors import BenchError, DataError, ImageError
+from bench.runner import RunnerOptions
+
+
+def test_clip_linear_run_writes_a_complete_run_directory(tiny_protocol, tmp_path):
+    result = run(tiny_protocol, "clip_linear", seed=0, out_dir=tmp_path / "runs", opts=RunnerOptions(batch_size=16))
+    run_dir = tmp_path / "runs" / "tiny" / "clip_linear" / result["run_id"]
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["status"] == "complete" and saved["partial"] is False
+    assert set(saved["metrics"]) == {"upsample_nearest", "blend_ellipse", "peaks_p4"}
+    for metrics in saved["metrics"].values():
+        assert 0.0 <= metrics["auc"] <= 1.0 and metrics["n_real"] == metrics["n_fake"] == 8
+    assert set(saved["groups"]) == {"in_domain", "unseen"}
+    assert saved["detector"]["config"]["backbone"].startswith("timm:tf_efficientnet_lite0")
+    assert saved["detector"]["params_trainable"] == 1281
+    assert saved["selection"]["c"] in saved["detector"]["config"]["c_values"]
+    assert saved["data"]["train"]["fingerprint"].startswith("sha256:")
+    preds = pd.read_csv(run_dir / "predictions" / "peaks_p4.csv.gz")
+    assert list(preds.columns) == ["index", "source", "id", "subset", "group", "label", "score"]
+    assert len(preds) == 16 and preds["score"].notna().all()
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "train_log.jsonl").is_file()
+
+
+def test_gradient_detector_selects_on_validation(tiny_protocol, tmp_path):
+    result = run(tiny_protocol, "univfd", out_dir=tmp_path, opts=RunnerOptions(batch_size=8), limit=6)
+    selection = result["selection"]
+    assert selection["rule"] == "best:acc"
+    assert len(selection["history"]) == 2  # the protocol's budget caps univfd's 5 epochs at 2
+    best = max(h["val"]["acc"] for h in selection["history"])
+    assert selection["val"]["acc"] == best
+    assert result["partial"] is True and result["partial_reasons"] == ["--limit 6"]
+
+
+def test_named_run_directory_is_never_overwritten(tiny_protocol, tmp_path):
+    opts = RunnerOptions(batch_size=16)
+    run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=opts, run_name="a", limit=4)
+    with pytest.raises(BenchError, match="already exists"):
+        run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=opts, run_name="a", limit=4)
+
+
+def _folder_protocol(tmp_path, real_test=True):
+    from images import write_image
+
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label, n in (("0_real", 4), ("1_fake", 4)):
+            if split == "test" and label == "0_real" and not real_test:
+                continue
+            for i in range(n):
+                write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=hash((split, label, i)) % 1000)
+    proto = tmp_path / "folderp.yaml"
+    proto.write_text("""name: folderp
+version: 1
+description: folder test.
+sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
+detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
+train: {source: ds, split: train}
+val: {source: ds, split: val}
+test: {t: {source: ds, split: test}}
+metrics: [auc, ap]
+primary: auc@t
+""")
+    return proto, root
+
+
+def test_one_class_test_set_fails_before_training(tmp_path):
+    proto, root = _folder_protocol(tmp_path, real_test=False)
+    with pytest.raises(DataError, match="test/t has 0 real and 4 fake images"):
+        run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_images_stop_the_run_unless_skipped(tmp_path):
+    proto, root = _folder_protocol(tmp_path)
+    (root / "ds" / "test" / "1_fake" / "0.png").write_bytes(b"")
+    (root / "ds" / "train" / "0_real" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
+    with pytest.raises(ImageError, match="2 image file.*zero-byte.*--skip-bad-images"):
+        run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "runs")
+    result = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "runs", skip_bad_images=True,
+                 opts=RunnerOptions(batch_size=4))
+    assert result["skipped_images"]["count"] == 2
+    assert result["metrics"]["t"]["n_fake"] == 3
+    preds = pd.read_csv(tmp_path / "runs" / "folderp" / "clip_linear" / result["run_id"] / "predictions" / "t.csv.gz")
+    assert preds["score"].isna().sum() == 1
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path):
+    proto, _ = _folder_protocol(tmp_path)
+    with pytest.raises(DataError, match="does not exist|no data root"):
+        run(proto, "clip_linear", data_root=tmp_path / "nowhere", out_dir=tmp_path / "runs")

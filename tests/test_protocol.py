@@ -1,0 +1,74 @@
+"""Protocol schema: shipped files validate, bad files fail with file/key/line, hash is canonical."""
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.protocol import load_protocol, parse_protocol, protocol_files
+from conftest import TINY_PROTOCOL
+
+
+def tiny(**replace):
+    text = TINY_PROTOCOL.format(name="tiny")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize("name", sorted(protocol_files()))
+def test_every_shipped_protocol_validates(name):
+    proto = load_protocol(name)
+    assert proto.name == name
+    assert proto.primary.split("@")[1] in {**proto.groups, **proto.test}
+
+
+def test_embedded_protocols_are_shipped():
+    assert {"synthetic_universal", "synthetic_cross_domain"} <= set(protocol_files())
+
+
+def test_unknown_key_names_file_key_and_line():
+    text = tiny() + "budgett: {max_epochs: 1}\n"
+    with pytest.raises(ConfigError, match=r"p.yaml line 20, key 'budgett': unknown key"):
+        parse_protocol(text, "p.yaml")
+
+
+def test_nested_unknown_key_has_its_line():
+    text = tiny(**{"select: \"best:auc\"}": "select: \"best:auc\", shuffle: true}"})
+    with pytest.raises(ConfigError, match=r"line 8, key 'val.shuffle'"):
+        parse_protocol(text, "p.yaml")
+
+
+def test_malformed_yaml_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"p.yaml line \d+: not valid YAML"):
+        parse_protocol("name: [unclosed\nversion: 1\n", "p.yaml")
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("unseen: [blend_ellipse, peaks_p4]", "unseen: [blend_elipse]", "not a test set.*Did you mean 'blend_ellipse'"),
+    ("primary: auc@unseen", "primary: video_auc@unseen", "not in `metrics`"),
+    ("primary: auc@unseen", "primary: auc@nowhere", "neither a group nor a test set"),
+    ("source: synth, split: train", "source: synt, split: train", "not under `sources`"),
+    ('select: "best:auc"', 'select: "best:accuracy"', "select must be"),
+    ("version: 1", "version: 0", "greater than or equal to 1"),
+])
+def test_schema_violations(old, new, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_protocol(tiny(**{old: new}), "p.yaml")
+
+
+def test_hash_ignores_formatting_but_not_content():
+    a = parse_protocol(tiny(), "a")
+    b = parse_protocol(tiny() + "\n# a comment\n", "b")
+    c = parse_protocol(tiny(**{"max_epochs: 2": "max_epochs: 3"}), "c")
+    assert a.sha256() == b.sha256() != c.sha256()
+
+
+def test_name_must_match_file(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text(tiny())
+    with pytest.raises(ConfigError, match="must equal the file name 'other'"):
+        load_protocol(path)
+
+
+def test_unknown_protocol_suggests():
+    with pytest.raises(ConfigError, match="Did you mean 'synthetic_universal'"):
+        load_protocol("synthetic_universl")
