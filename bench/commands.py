@@ -81,7 +81,11 @@ def cmd_ls(args: argparse.Namespace) -> None:
     registry = DETECTORS if args.what == "detectors" else SOURCES
     rows = []
     for name in registry.names():
-        entry = registry.entry(name)
+        try:
+            entry = registry.entry(name)
+        except Exception as err:  # one broken plugin must not hide the others
+            rows.append([name, f"cannot be loaded: {type(err).__name__}: {err}", "?"])
+            continue
         obj = entry.obj
         doc = getattr(obj, "description", "") or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
         rows.append([name, doc, entry.provider])

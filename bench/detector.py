@@ -105,9 +105,10 @@ class Detector(nn.Module):
         return build_transform(self.data_config(), train=train)
 
     def configure_optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-        """AdamW over trainable parameters with a constant learning rate (no scheduler)."""
+        """AdamW over trainable parameters (``cfg.lr``, ``cfg.weight_decay``), constant learning rate."""
         params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        lr, weight_decay = getattr(self.cfg, "lr", 1e-3), getattr(self.cfg, "weight_decay", 0.0)
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         return optimizer, None
 
     def loss(self, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:

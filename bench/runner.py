@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -47,7 +47,8 @@ class Runner:
         self.opts = opts
         use_cpu = opts.cpu or not torch.cuda.is_available()
         # cpu=True matters for multi-process CPU runs: without it each process silently runs alone.
-        self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=opts.precision, split_batches=True)
+        self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=opts.precision,
+                                       dataloader_config=DataLoaderConfiguration(split_batches=True))
         if opts.batch_size % self.accelerator.num_processes:
             raise ConfigError(f"--batch-size {opts.batch_size} must be divisible by the number of processes "
                               f"({self.accelerator.num_processes}); the global batch is split across them.")
@@ -61,7 +62,7 @@ class Runner:
         return self.accelerator.is_main_process
 
     def _loader(self, split: ResolvedSplit, transform, shuffle: bool) -> DataLoader:
-        dataset = RawDataset(split, transform, self.opts.skip.get(split.name))
+        dataset = RawDataset(split, transform, self.opts.skip.get(split.name), seed=self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(dataset, batch_size=self.opts.batch_size, shuffle=shuffle, generator=generator,
                           num_workers=self.opts.workers, drop_last=False)
@@ -122,7 +123,8 @@ class Runner:
         acc = self.accelerator
         train_loader = self._loader(train, detector.transform(train=True), True)
         val_loader = self._loader(val, detector.transform(train=False), False)
-        epochs = min(detector.cfg.epochs, epochs_budget or detector.cfg.epochs)
+        wanted = getattr(detector.cfg, "epochs", 1)
+        epochs = min(wanted, epochs_budget or wanted)
         per_epoch = math.ceil(len(train_loader.dataset) / self.opts.batch_size)
         caps = [c for c in (steps_budget, self.opts.max_steps) if c]
         total = min([epochs * per_epoch, *caps])
@@ -137,6 +139,7 @@ class Runner:
         ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc, scheduler=scheduler)
         for epoch in range(epochs):
             model.train()
+            train_loader.dataset.epoch = epoch
             for batch in self._bar(train_loader, f"epoch {epoch + 1}/{epochs}"):
                 ctx.step = step
                 out = detector.train_step(batch, ctx)

@@ -97,3 +97,20 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
     proto, _ = _folder_protocol(tmp_path)
     with pytest.raises(DataError, match="does not exist|no data root"):
         run(proto, "clip_linear", data_root=tmp_path / "nowhere", out_dir=tmp_path / "runs")
+
+
+def test_clip_linear_computes_each_image_once(tiny_protocol, tmp_path, monkeypatch):
+    from detectors.backbones import Backbone
+
+    seen = []
+    original = Backbone.forward
+
+    def counting(self, x):
+        seen.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(Backbone, "forward", counting)
+    result = run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=RunnerOptions(batch_size=16),
+                 overrides={"c_values": [0.01, 0.1, 1.0, 10.0]})
+    assert len(result["selection"]["grid"]) == 4
+    assert sum(seen) == sum(d["n"] for d in result["data"].values())  # train + val + tests, once each

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import zlib
 from collections.abc import Callable
 
 import torch
@@ -12,11 +14,17 @@ from bench.perturb import apply_perturb
 
 
 class RawDataset(Dataset):
-    """Yields ``{"image": Tensor, "label": int64, "index": int64}``; ``index`` is the row in the table."""
+    """Yields ``{"image": Tensor, "label": int64, "index": int64}``; ``index`` is the row in the table.
 
-    def __init__(self, split: ResolvedSplit, transform: Callable, skip: set[int] | None = None):
+    Random augmentation is seeded per (seed, epoch, row), so an image gets the same augmentation
+    whatever the number of processes or workers: a 2-process run reproduces a 1-process run.
+    """
+
+    def __init__(self, split: ResolvedSplit, transform: Callable, skip: set[int] | None = None, seed: int = 0):
         self.split = split
         self.transform = transform
+        self.seed = seed
+        self.epoch = 0
         self.rows = [i for i in range(len(split.table)) if not skip or i not in skip]
         self._ids = split.table["id"].tolist()
         self._sources = split.table["source"].tolist()
@@ -31,6 +39,13 @@ class RawDataset(Dataset):
         image = self.split.sources[self._sources[row]].load(self._ids[row])
         for op in self._ops[row]:
             image = apply_perturb(image, op)
-        return {"image": self.transform(image),
+        sample_seed = zlib.crc32(f"{self.seed}/{self.epoch}/{row}".encode())
+        state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed)
+            random.seed(sample_seed)
+            tensor = self.transform(image)
+        random.setstate(state)
+        return {"image": tensor,
                 "label": torch.tensor(self._labels[row], dtype=torch.int64),
                 "index": torch.tensor(row, dtype=torch.int64)}

@@ -1,0 +1,39 @@
+"""A 2-process run (accelerate's multi-CPU recipe) gives the same scores as a 1-process run."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import write_tiny_protocol
+
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def _bench_run(tmp_path, detector, name, launcher):
+    cmd = [*launcher, "-m", "bench", "run", "--protocol", str(tmp_path / "tiny.yaml"), "--detector", detector,
+           "--out", str(tmp_path / "runs"), "--run-name", name, "--batch-size", "8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "tiny" / detector / name
+    return json.loads((run_dir / "results.json").read_text()), run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector", ["univfd", "clip_linear"])
+def test_two_processes_match_one(tmp_path, detector):
+    write_tiny_protocol(tmp_path)
+    one, one_dir = _bench_run(tmp_path, detector, "one", [sys.executable])
+    two, two_dir = _bench_run(tmp_path, detector, "two", LAUNCH)
+    assert (one["env"]["num_processes"], two["env"]["num_processes"]) == (1, 2)
+    assert one["selection"].get("steps_total") == two["selection"].get("steps_total")
+    for test in one["metrics"]:
+        for key in ("auc", "ap", "acc", "n_real", "n_fake"):
+            assert two["metrics"][test][key] == pytest.approx(one["metrics"][test][key], abs=1e-6), (test, key)
+        a = pd.read_csv(one_dir / "predictions" / f"{test}.csv.gz")
+        b = pd.read_csv(two_dir / "predictions" / f"{test}.csv.gz")
+        assert list(a["id"]) == list(b["id"])
+        assert (a["score"] - b["score"]).abs().max() < 1e-4
