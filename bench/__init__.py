@@ -18,7 +18,8 @@ _EXPORTS = {
     "run": "bench.api", "check_detector": "bench.testing",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = ["BenchError", "ConfigError", "DataConfig", "DataError", "Detector", "FeatureSet", "ImageError",
+           "Preset", "StepContext", "__version__", "check_detector", "register_detector", "register_source", "run"]
 
 
 def __getattr__(name: str):

@@ -17,7 +17,9 @@ EXAMPLES = {
     "validate": "bench validate                       # every shipped protocol\n"
                 "  bench validate protocols/my_protocol.yaml",
     "data": "bench data synth --out synth_data --protocol synthetic_universal\n"
-            "  bench run --protocol synthetic_universal --detector clip_linear  # same images, generated on the fly",
+            "  bench data index ffpp $BENCH_DATA_ROOT/FaceForensics++\n"
+            "  bench data index deepfakebench $BENCH_DATA_ROOT/FaceForensics++ --json FaceForensics++.json\n"
+            "  bench data verify --protocol cross_domain --data-root /data",
     "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
                    "  bench leaderboard build --readme README.md",
 }
@@ -75,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     synth = data_sub.add_parser("synth", help="write a protocol's synthetic images under DIR/<split>/<subset>/{0_real,1_fake}")
     synth.add_argument("--out", required=True, help="output directory (must not exist)")
     synth.add_argument("--protocol", default="synthetic_universal", help="protocol whose synthetic source to write")
+    index = data_sub.add_parser("index", help="index a dataset in its published layout into a manifest CSV")
+    index.add_argument("layout", help="ffpp, dfd, deepfakebench, celebdf, dfdc, dfdcp, deeperforensics, uadfv, "
+                                      "forensynths, univfd_diffusion, genimage")
+    index.add_argument("root", help="the dataset's folder")
+    index.add_argument("--out", help="manifest path (default ROOT/index.csv)")
+    index.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+    index.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="layout option, e.g. compression=c40, splits=DIR, test_list=FILE")
+    index.add_argument("--json", action="append", default=[], help="deepfakebench: its dataset JSON file(s)")
+    verify = data_sub.add_parser("verify", help="check a protocol's data: counts, unreadable files, duplicates")
+    verify.add_argument("--protocol", required=True)
+    verify.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
+    verify.add_argument("--no-images", action="store_true", help="skip decoding images (existence and size only)")
+    verify.add_argument("--no-hash", action="store_true", help="skip content hashing (no duplicate search)")
 
     board = command("leaderboard", "Submit a finished run, or build leaderboard markdown from committed results.")
     board_sub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")

@@ -136,6 +136,44 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    """Dispatch ``bench data synth|index|verify``."""
+    {"synth": _data_synth, "index": _data_index, "verify": _data_verify}[args.data_command](args)
+
+
+def _data_index(args: argparse.Namespace) -> None:
+    from bench.data.indexers import index_dataset
+    from bench.factory import parse_overrides
+
+    options = parse_overrides(args.option)
+    if args.json:
+        options["json"] = args.json
+    path = index_dataset(args.layout, Path(args.root), Path(args.out) if args.out else None,
+                         overwrite=args.overwrite, **options)
+    print(f"wrote {path}")
+
+
+def _data_verify(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from bench.api import data_root_from
+    from bench.data.verify import format_report, problems, verify_protocol
+
+    bar = tqdm(desc="verify", unit="file", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    report = verify_protocol(args.protocol, data_root_from(args.data_root), check_images=not args.no_images,
+                             progress=progress, hash_files=not args.no_hash)
+    bar.close()
+    print(format_report(report))
+    found = problems(report)
+    if found:
+        raise BenchError(f"{len(found)} problem(s) make this data unusable: {found[0]}")
+
+
+def _data_synth(args: argparse.Namespace) -> None:
     """Write the synthetic source of a protocol to PNG folders."""
     from bench.data.splits import build_sources
     from bench.data.synthetic import SyntheticSource, write_folder

@@ -1,9 +1,9 @@
 """The command line: every command's help shows an example; errors are one line, no traceback."""
 
 import pytest
+from conftest import write_tiny_protocol
 
 from bench.cli import main
-from conftest import write_tiny_protocol
 
 
 def run_cli(args, capsys):
@@ -75,7 +75,7 @@ def test_run_prints_a_table_and_marks_limit_partial(tmp_path, capsys):
 
 def test_data_synth_writes_folders_the_folder_source_reads(tmp_path, capsys):
     write_tiny_protocol(tmp_path)
-    code, out, _ = run_cli(["data", "synth", "--protocol", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "d")], capsys)
+    code, _, _ = run_cli(["data", "synth", "--protocol", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "d")], capsys)
     assert code == 0
     from bench.data.folder import FolderSource
 

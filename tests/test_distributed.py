@@ -6,7 +6,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import write_tiny_protocol
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -16,7 +15,7 @@ LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--
 def _bench_run(tmp_path, detector, name, launcher):
     cmd = [*launcher, "-m", "bench", "run", "--protocol", str(tmp_path / "tiny.yaml"), "--detector", detector,
            "--out", str(tmp_path / "runs"), "--run-name", name, "--batch-size", "8"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "runs" / "tiny" / detector / name
     return json.loads((run_dir / "results.json").read_text()), run_dir

@@ -1,0 +1,106 @@
+"""Still-image benchmarks: CNNDetection/ForenSynths, UnivFD's diffusion folders and GenImage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from bench.data.indexers.common import Row, need_dir, subdirs, walk_images
+from bench.errors import DataError
+
+LABEL_DIRS = {"0_real": 0, "1_fake": 1}
+#: UnivFD's real pools: images directly in these folders (no 0_real below) are real.
+REAL_POOLS = {"laion", "imagenet"}
+#: GenImage folder names (top-level download folders and the inner ``imagenet_*`` folders) -> subset.
+GENIMAGE_NAMES = {
+    "midjourney": "midjourney", "imagenet_midjourney": "midjourney",
+    "stable_diffusion_v_1_4": "sd_v1_4", "imagenet_ai_0419_sdv4": "sd_v1_4",
+    "stable_diffusion_v_1_5": "sd_v1_5", "imagenet_ai_0424_sdv5": "sd_v1_5",
+    "adm": "adm", "imagenet_ai_0508_adm": "adm",
+    "glide": "glide", "imagenet_glide": "glide",
+    "wukong": "wukong", "imagenet_ai_0424_wukong": "wukong",
+    "vqdm": "vqdm", "imagenet_ai_0419_vqdm": "vqdm",
+    "biggan": "biggan", "imagenet_ai_0419_biggan": "biggan",
+}
+GENIMAGE_LABELS = {"ai": 1, "nature": 0}
+
+
+def _label_from_dirs(rel: str) -> int | None:
+    """The label of the nearest ``0_real``/``1_fake`` folder above ``rel``, or None."""
+    for part in reversed(PurePosixPath(rel).parts[:-1]):
+        if part in LABEL_DIRS:
+            return LABEL_DIRS[part]
+    return None
+
+
+def index_forensynths(root: Path) -> Iterator[Row]:
+    """Index a CNNDetection/ForenSynths tree: ``{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*``.
+
+    The subset is the folder below the split: the LSUN class for ProGAN ``train``/``val``
+    (``airplane`` ... ``tvmonitor``), the generator for ``test`` (``progan``, ``seeingdark``, ...),
+    whose class sub-folders (progan, stylegan, stylegan2, cyclegan) are descended into.
+    """
+    splits = [s for s in ("train", "val", "test") if (root / s).is_dir()]
+    if not splits:
+        raise DataError(f"{root} has no train, val or test folder; the ForenSynths layout is "
+                        "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png.")
+    for split in splits:
+        for subset in subdirs(root / split):
+            for rel in walk_images(root / split / subset):
+                label = _label_from_dirs(rel)
+                if label is None:
+                    raise DataError(f"{root / split / subset / rel} is not below a 0_real or 1_fake folder; "
+                                    "the ForenSynths layout labels every image by such a folder.")
+                yield Row(f"{split}/{subset}/{rel}", label, split, subset)
+
+
+def index_univfd_diffusion(root: Path) -> Iterator[Row]:
+    """Index UnivFD's ``diffusion_datasets``: one folder per generator (fakes) plus ``laion``/``imagenet`` reals.
+
+    Layout: ``ROOT/<generator>/1_fake/*.png``, ``ROOT/{laion,imagenet}/0_real/*``; a folder without
+    ``0_real``/``1_fake`` below it is real when it is a real pool, fake otherwise. Every image is in
+    ``test``; the subset is the top folder (``guided``, ``ldm_200``, ..., ``laion``, ``imagenet``).
+    """
+    folders = subdirs(need_dir(root, "diffusion folder", "UnivFD diffusion_datasets/<generator>/1_fake"))
+    if not folders:
+        raise DataError(f"{root} holds no generator folder; expected guided, ldm_200, ..., laion, imagenet.")
+    for subset in folders:
+        default = 0 if subset.lower() in REAL_POOLS else 1
+        for rel in walk_images(root / subset):
+            label = _label_from_dirs(rel)
+            yield Row(f"{subset}/{rel}", default if label is None else label, "test", subset)
+
+
+def _genimage_dirs(root: Path) -> Iterator[tuple[str, str]]:
+    """(subset, folder with train/val) for every generator folder, one or two levels deep."""
+    for top in subdirs(root):
+        if {"train", "val"} & set(subdirs(root / top)):
+            yield GENIMAGE_NAMES.get(top.lower(), top.lower()), top
+            continue
+        for inner in subdirs(root / top):
+            if {"train", "val"} & set(subdirs(root / top / inner)):
+                name = GENIMAGE_NAMES.get(top.lower()) or GENIMAGE_NAMES.get(inner.lower(), top.lower())
+                yield name, f"{top}/{inner}"
+
+
+def index_genimage(root: Path) -> Iterator[Row]:
+    """Index GenImage: ``ROOT/<generator>/[imagenet_*/]{train,val}/{ai,nature}/*``.
+
+    Subsets are canonical generator names (``midjourney``, ``sd_v1_4``, ``sd_v1_5``, ``adm``,
+    ``glide``, ``wukong``, ``vqdm``, ``biggan``) whatever the download's folder names; splits are
+    ``train`` and ``val`` (GenImage's val is its test set).
+    """
+    found = list(_genimage_dirs(need_dir(root, "GenImage generator", "GenImage <generator>/{train,val}/{ai,nature}")))
+    if not found:
+        raise DataError(f"{root} holds no <generator>/{{train,val}} folder; the GenImage layout is "
+                        "<generator>/[imagenet_*/]{train,val}/{ai,nature}/*.")
+    names = [n for n, _ in found]
+    if len(set(names)) != len(names):
+        raise DataError(f"{root} holds two folders for one generator ({', '.join(sorted(names))}); keep one.")
+    for subset, folder in found:
+        for split in ("train", "val"):
+            for label_dir, label in GENIMAGE_LABELS.items():
+                base = f"{folder}/{split}/{label_dir}"
+                if (root / base).is_dir():
+                    for rel in walk_images(root / base):
+                        yield Row(f"{base}/{rel}", label, split, subset)
