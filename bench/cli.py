@@ -20,6 +20,10 @@ EXAMPLES = {
             "  bench data index ffpp $BENCH_DATA_ROOT/FaceForensics++\n"
             "  bench data index deepfakebench $BENCH_DATA_ROOT/FaceForensics++ --json FaceForensics++.json\n"
             "  bench data verify --protocol cross_domain --data-root /data",
+    "diagnose": "bench diagnose gsnr --protocol synthetic_universal --detector sam --detector corit --out gsnr\n"
+                "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
+    "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
+             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep",
     "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
                    "  bench leaderboard build --readme README.md",
 }
@@ -91,6 +95,29 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
     verify.add_argument("--no-images", action="store_true", help="skip decoding images (existence and size only)")
     verify.add_argument("--no-hash", action="store_true", help="skip content hashing (no duplicate search)")
+
+    diagnose = command("diagnose", "Diagnostics: layer-wise gradient signal-to-noise ratio (GSNR) against depth.")
+    diag_sub = diagnose.add_subparsers(dest="diagnose_command", required=True, metavar="ACTION")
+    gsnr = diag_sub.add_parser("gsnr", help="per-sample gradients on train probes → GSNR per layer (CSV + PNG)")
+    gsnr.add_argument("--protocol", required=True)
+    gsnr.add_argument("--detector", action="append", default=[], help="fresh detector(s) to probe (repeatable)")
+    gsnr.add_argument("--run", action="append", default=[], help="trained run directory(ies) to probe (repeatable)")
+    gsnr.add_argument("-n", type=int, default=128, help="probe samples from the train split (default 128)")
+    gsnr.add_argument("--out", default="gsnr", help="output directory for gsnr.csv and gsnr.png")
+    gsnr.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
+    gsnr.add_argument("--data-root")
+    gsnr.add_argument("--seed", type=int, default=0)
+
+    sweep = command("sweep", "Radius sweep: one run per SAM radius; plots AUC against rho and reports the COR.")
+    sweep.add_argument("--protocol", required=True)
+    sweep.add_argument("--detector", action="append", required=True, help="detector(s) with a `rho` setting")
+    sweep.add_argument("--rho", required=True, help="comma-separated radii, e.g. 0,0.01,0.05,0.1")
+    sweep.add_argument("--out", default="sweep", help="output directory (re-running resumes finished radii)")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--data-root")
+    sweep.add_argument("--batch-size", type=int, default=64)
+    sweep.add_argument("--limit", type=int, help="at most N images per class per split (marks runs partial)")
 
     board = command("leaderboard", "Submit a finished run, or build leaderboard markdown from committed results.")
     board_sub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")

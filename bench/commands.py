@@ -207,6 +207,33 @@ def _subsets_by_split(proto, source_name: str) -> dict[str, list[str]]:
     return wanted
 
 
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    """Layer-wise GSNR of fresh detectors and/or trained runs."""
+    from bench.diagnose import gsnr
+    from bench.factory import parse_overrides
+
+    if not args.detector and not args.run:
+        raise ConfigError("bench diagnose gsnr needs --detector NAME or --run RUN_DIR (either may repeat).")
+    table = gsnr(args.protocol, args.detector or None, [Path(r) for r in args.run] or None, n=args.n,
+                 out_dir=Path(args.out), data_root=args.data_root, overrides=parse_overrides(args.override),
+                 seed=args.seed)
+    print(tabulate(table, headers="keys", showindex=False, floatfmt=".4g"))
+    print(f"wrote {Path(args.out) / 'gsnr.csv'} and {Path(args.out) / 'gsnr.png'}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """One run per radius; CSV, plot and the critical optimization radius per detector."""
+    from bench.factory import parse_overrides
+    from bench.runner import RunnerOptions
+    from bench.sweep import cor_summary, format_cor_table, sweep
+
+    table = sweep(args.protocol, args.detector, args.rho, Path(args.out), seed=args.seed, data_root=args.data_root,
+                  overrides=parse_overrides(args.override), opts=RunnerOptions(batch_size=args.batch_size),
+                  limit=args.limit)
+    print(format_cor_table(cor_summary(table)))
+    print(f"wrote {Path(args.out) / 'sweep.csv'}, sweep.png and cor.json")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     """Submit a run or build the markdown pages."""
     from bench import leaderboard

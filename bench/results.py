@@ -11,10 +11,10 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ _PACKAGES = ["forgery-bench", "torch", "torchvision", "timm", "open_clip_torch",
 
 def now_iso() -> str:
     """Current UTC time, ISO 8601, second precision."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -68,7 +68,7 @@ def new_run_dir(out_dir: Path, protocol: str, detector: str, seed: int, name: st
             raise BenchError(f"Run directory {path} already exists; choose another --run-name or --out "
                              "(runs are never overwritten).")
         return path
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path, n = base / f"{stamp}-s{seed}", 1
     while path.exists():
         path, n = base / f"{stamp}-s{seed}-{n}", n + 1
@@ -94,8 +94,7 @@ def write_run(run_dir: Path, result: dict[str, Any], config: dict[str, Any], log
         raise BenchError(f"Run directory {run_dir} already exists; runs are never overwritten.") from None
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with open(run_dir / "train_log.jsonl", "w") as fh:
-        for record in log:
-            fh.write(json.dumps(record, default=_plain) + "\n")
+        fh.writelines(json.dumps(record, default=_plain) + "\n" for record in log)
     (run_dir / "predictions").mkdir()
     for name, frame in predictions.items():
         frame.to_csv(run_dir / "predictions" / f"{name}.csv.gz", index=False, float_format="%.6g")

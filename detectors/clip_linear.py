@@ -123,7 +123,7 @@ class ClipLinear(Detector):
         with torch.no_grad():
             self.head.weight.copy_(torch.as_tensor(weight, dtype=self.head.weight.dtype).unsqueeze(0))
             self.head.bias.fill_(float(bias))
-        return {"c": c, "val": val_metrics, "grid": grid, "n_train": int(len(y_train))}
+        return {"c": c, "val": val_metrics, "grid": grid, "n_train": len(y_train)}
 
 
 UNIVFD = Preset(

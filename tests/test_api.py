@@ -1,6 +1,5 @@
 """The pipeline end to end on a tiny synthetic protocol, and its bad-input behaviour."""
 
-import gzip
 import json
 
 import pandas as pd

@@ -1,10 +1,10 @@
 """Protocol schema: shipped files validate, bad files fail with file/key/line, hash is canonical."""
 
 import pytest
+from conftest import TINY_PROTOCOL
 
 from bench.errors import ConfigError
 from bench.protocol import load_protocol, parse_protocol, protocol_files
-from conftest import TINY_PROTOCOL
 
 
 def tiny(**replace):
