@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.checkpoint import CHECKPOINT, metadata_for, read_checkpoint, save_checkpoint
+from bench.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
 from bench.data.splits import ResolvedSplit, build_sources, resolve_all
 from bench.errors import ConfigError, DataError, ImageError
 from bench.factory import resolve_detector
@@ -57,6 +57,7 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     det = spec.build()
     fit_start = time.perf_counter()
     if state is not None:
+        check_origin(meta, spec.info(), str(checkpoint))
         det.load_checkpoint(state, str(checkpoint), meta)
     if eval_only:
         selection = {"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}

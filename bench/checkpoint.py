@@ -55,14 +55,20 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     return state, {}
 
 
+def check_origin(metadata: dict[str, str], detector_info: dict, where: str) -> None:
+    """A checkpoint saved by a run must come from the same detector and config as this run."""
+    saved = metadata.get("config_sha256")
+    if saved and saved != detector_info["config_sha256"]:
+        raise ConfigError(f"Checkpoint {where} was trained as detector {metadata.get('detector')!r} with config "
+                          f"{saved[:12]}, not this detector {detector_info['name']!r} with config "
+                          f"{detector_info['config_sha256'][:12]}; use the same detector and -o settings as the "
+                          "run that saved it (see its results.json).")
+
+
 def load_trained_state(detector: Detector, state: dict[str, torch.Tensor], where: str,
-                       metadata: dict[str, str] | None = None, expect_config: str | None = None) -> None:
+                       metadata: dict[str, str] | None = None) -> None:
     """Load ``state`` into ``detector``; its keys and shapes must match the trained part exactly."""
     meta = metadata or {}
-    if expect_config and meta.get("config_sha256") and meta["config_sha256"] != expect_config:
-        raise ConfigError(f"Checkpoint {where} was trained as detector {meta.get('detector')!r} with config "
-                          f"{meta['config_sha256'][:12]}, not this config ({expect_config[:12]}); use the same "
-                          "detector and -o settings as the run that saved it.")
     expected = trained_state(detector)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from bench import DataConfig, Detector, FeatureSet, Preset
+from bench.checkpoint import trained_state
 from bench.errors import ConfigError
 from bench.metrics import HIGHER_IS_BETTER, compute_metrics
 from bench.transforms import BlurJpeg, build_transform
@@ -94,7 +95,8 @@ class ClipLinear(Detector):
             if tuple(state["weight"].shape) != tuple(self.head.weight.shape):
                 raise ConfigError(f"Head file {where} has weight shape {tuple(state['weight'].shape)}, but the "
                                   f"backbone {self.cfg.backbone} needs {tuple(self.head.weight.shape)}.")
-            state = {"head.weight": state["weight"], "head.bias": state["bias"].reshape(1)}
+            # The released file has only the head; the frozen backbone's buffers stay as built.
+            state = {**trained_state(self), "head.weight": state["weight"], "head.bias": state["bias"].reshape(1)}
         super().load_checkpoint(state, where, metadata)
 
     def fit_features(self, train: FeatureSet, val: FeatureSet, select: str) -> dict[str, Any]:
