@@ -9,7 +9,7 @@ from bench.testing import check_detector
 TINY = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
 
 
-@pytest.mark.parametrize("name", ["clip_linear", "univfd"])
+@pytest.mark.parametrize("name", ["clip_linear", "univfd", "sam", "corit"])
 def test_builtin_detectors_pass_check_detector(name):
     spec = resolve_detector(name, TINY)
     checks = check_detector(spec.build)

@@ -1,0 +1,266 @@
+"""Tests for detectors/corit.py: CoRIT's switches, CGP buffers, sync across processes, bad input."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from bench.detector import StepContext
+from bench.errors import ConfigError
+from bench.factory import resolve_detector
+from bench.testing import check_detector
+from detectors.corit_parts import channel_norm
+
+VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32}
+RESNET = {"backbone": "timm:resnet18@none", "image_size": 32}
+EFFNET = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
+OFF = {"cgp": False, "rrm": False, "rsi": False, "hri": False}
+CGP_ONLY = {"rrm": False, "rsi": False, "hri": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny tensors: with other jobs on the cores, OpenMP threads only wait on each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(name="corit", seed=0, **settings):
+    torch.manual_seed(seed)
+    return resolve_detector(name, {**VIT, **settings}).build()
+
+
+def batch(labels=(0, 1, 0, 1), seed=1, size=32):
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.randn(len(labels), 3, size, size, generator=g), "label": torch.tensor(labels)}
+
+
+def step(det, b):
+    """One train_step through an Accelerate-prepared model, as the runner does."""
+    acc = Accelerator(cpu=True)
+    optimizer, _ = det.configure_optimizer(1)
+    model, optimizer = acc.prepare(det, optimizer)
+    model.train()
+    return det.train_step(b, StepContext(model=model, optimizer=optimizer, accelerator=acc))
+
+
+@torch.no_grad()
+def logits(det, b):
+    return det.eval()(b["image"])
+
+
+def cgp_means(det):
+    return {k: v.clone() for k, v in det.state_dict().items() if k.startswith("cgp_")}
+
+
+@pytest.mark.parametrize("settings", [VIT, RESNET, EFFNET], ids=["vit", "resnet", "efficientnet"])
+def test_corit_passes_check_detector(settings):
+    checks = check_detector(resolve_detector("corit", {**settings, "cgp_warmup_batches": 0}).build)
+    assert "train_step" in checks and "state_dict_round_trip" in checks
+
+
+def test_defaults_and_version():
+    from detectors.corit import CoRIT
+
+    cfg = CoRIT.Config()
+    assert (cfg.cgp, cfg.cgp_momentum, cfg.cgp_warmup_batches, cfg.rrm, cfg.rrm_keep, cfg.rsi, cfg.rsi_alpha,
+            cfg.rsi_layers, cfg.hri, cfg.tune, cfg.rho) == (
+        True, 0.99, 4, True, 0.25, True, 0.2, "second_half", True, "norm", 0.05)
+    assert CoRIT.version == "1-abstract" and CoRIT.paper == "2603.24057"
+    assert "reconstructed from the paper's abstract" in sys.modules[CoRIT.__module__].__doc__
+
+
+@pytest.mark.parametrize("settings", [VIT, RESNET], ids=["vit", "resnet"])
+def test_all_switches_off_is_exactly_sam(settings):
+    b = batch()
+    corit, sam = build(**settings, **OFF), build("sam", **settings)
+    assert torch.equal(logits(corit, b), logits(sam, b))
+    step(corit, b), step(sam, b)
+    assert torch.equal(logits(corit, b), logits(sam, b))
+
+
+def test_each_switch_changes_the_logits_or_the_training_signal():
+    b = batch()
+    warm = build(cgp_warmup_batches=1, **CGP_ONLY)
+    before = cgp_means(warm)
+    out = step(warm, b)  # CGP alone: a warm-up pass moves the buffers, nothing else
+    assert out["cgp_warmup"] == 1 and any(not torch.equal(before[k], v) for k, v in cgp_means(warm).items())
+    # Same seed, same weights; only the CGP buffers are carried over (HRI's head has another shape).
+    buffers = {k: v for k, v in warm.state_dict().items() if k.startswith("cgp_")}
+    variants = {}
+    for name, on in [("cgp", CGP_ONLY), ("rsi", {"rrm": False, "hri": False}), ("rrm", {"hri": False}),
+                     ("hri", {"rrm": False, "rsi": False})]:
+        det = build(cgp_warmup_batches=1, **on)
+        det.load_state_dict(buffers, strict=False)
+        variants[name] = logits(det, b)
+    assert torch.equal(variants["cgp"], logits(build("sam"), b))
+    assert not torch.allclose(variants["rsi"], variants["cgp"], atol=1e-4)
+    assert not torch.allclose(variants["rrm"], variants["rsi"], atol=1e-4)
+    assert variants["hri"].shape == (4,) and not torch.allclose(variants["hri"], variants["cgp"], atol=1e-4)
+
+
+def test_cnn_injection_acts_at_read_out_through_hri():
+    # Without a mask, r_l of a CNN is its pooled vector and injection is a rescaling that HRI's norm
+    # removes; with the mask (CGP ready after the warm-up step) it moves the features.
+    b = batch()
+    warm = build(cgp_warmup_batches=1, **RESNET)
+    step(warm, b)
+    buffers = {k: v for k, v in warm.state_dict().items() if k.startswith("cgp_")}
+    outs = []
+    for on in [{"rsi": False}, {}]:
+        det = build(cgp_warmup_batches=1, **RESNET, **on)
+        det.load_state_dict(buffers, strict=False)
+        outs.append(logits(det, b))
+    assert not torch.allclose(*outs, atol=1e-4)
+
+
+def test_cgp_buffers_update_only_in_a_train_step_and_hold_the_class_means():
+    det = build(cgp_warmup_batches=1, **CGP_ONLY)
+    b = batch()
+    start = cgp_means(det)
+    logits(det, b)
+    det.train()(b["image"])  # a training-mode forward outside train_step collects nothing
+    assert all(torch.equal(start[k], v) for k, v in cgp_means(det).items())
+    step(det, b)
+    layers = det._cgp_layers
+    assert layers == list(range(6, 12)) and det.cgp_batches == 1 and det.cgp_updates.tolist() == [1, 1]
+    with torch.no_grad():
+        states, _ = det.backbone.forward_layers(b["image"], layers)
+    m = det.cfg.cgp_momentum
+    for i, s in zip(layers, states):
+        signal = channel_norm(s.tokens.float()).mean(1)
+        expected = torch.stack([signal[b["label"] == c].mean(0) for c in (0, 1)])
+        torch.testing.assert_close(getattr(det, f"cgp_mean_{i}") / (1 - m), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_class_absent_from_the_batch_is_not_updated():
+    det = build(cgp_warmup_batches=1, **CGP_ONLY)
+    step(det, batch(labels=(1, 1, 1, 1)))
+    assert det.cgp_updates.tolist() == [0, 1]
+    assert torch.count_nonzero(det.cgp_mean_6[0]) == 0 and torch.count_nonzero(det.cgp_mean_6[1]) > 0
+
+
+def test_cgp_buffers_round_trip_through_the_state_dict():
+    det = build(cgp_warmup_batches=1)
+    b = batch()
+    step(det, b)
+    state = copy.deepcopy(det.state_dict())
+    assert {"cgp_mean_6", "cgp_mean_11", "cgp_updates", "cgp_batches"} <= set(state)
+    clone = build(seed=5, cgp_warmup_batches=1)
+    clone.load_state_dict(state, strict=True)
+    assert torch.equal(logits(clone, b), logits(det, b))
+
+
+def test_warm_up_batches_skip_optimisation_then_train_and_log_the_diagnostics():
+    det = build(cgp_warmup_batches=2)
+    b = batch()
+    params = {n: p.clone() for n, p in det.named_parameters()}
+    for _ in range(2):
+        out = step(det, b)
+        assert out["cgp_warmup"] == 1
+        assert all(torch.equal(params[n], p) for n, p in det.named_parameters())
+    out = step(det, b)
+    assert out["cgp_warmup"] == 0 and det.cgp_batches == 3
+    assert any(not torch.equal(params[n], p) for n, p in det.named_parameters())
+    for key in ["loss", "loss_perturbed", "cgp_var_full", "cgp_var_masked", "cgp_norm", "cgp_norm_inj",
+                "cgp_var_masked_l6", "cgp_norm_inj_l11"]:
+        assert torch.isfinite(torch.as_tensor(out[key])), key
+
+
+def test_same_seed_same_logits_after_a_step():
+    b = batch()
+    results = []
+    for _ in range(2):
+        det = build(cgp_warmup_batches=0)
+        step(det, b), step(det, b)
+        results.append(logits(det, b))
+    assert torch.equal(*results)
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"rho": -1.0}, "rho"),
+    ({"rho": float("nan")}, "rho"),
+    ({"tune": "last:0"}, "tune"),
+    ({"tune": "last:99"}, "tune"),
+    ({"tune": "everything"}, "tune"),
+    ({"rsi_layers": "last99"}, "rsi_layers"),
+    ({"rsi_layers": [3, 12]}, "rsi_layers"),
+    ({"rsi_layers": "first_half"}, "rsi_layers"),
+    ({"rsi_layers": []}, "rsi_layers"),
+    ({"hri_layers": [-13]}, "hri_layers"),
+    ({"hri_layers": "last0"}, "hri_layers"),
+    ({"cgp": False}, "need the Contrastive Gradient Proxy"),
+    ({"cgp": False, "rsi": False}, "need the Contrastive Gradient Proxy"),
+    ({"rrm_keep": 0.0}, "rrm_keep"),
+    ({"cgp_momentum": 1.0}, "cgp_momentum"),
+])
+def test_bad_settings_are_config_errors(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        build(**settings)
+
+
+@pytest.mark.slow
+def test_cgp_buffers_are_synchronised_across_two_processes(tmp_path):
+    script = tmp_path / "sync.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch
+        from accelerate import Accelerator
+        from bench.detector import StepContext
+        from bench.factory import resolve_detector
+        from detectors.corit_parts import channel_norm
+
+        acc = Accelerator(cpu=True)
+        rank = acc.process_index
+        torch.manual_seed(0)
+        det = resolve_detector("corit", {{**{VIT!r}, **{CGP_ONLY!r}, "cgp_warmup_batches": 1}}).build()
+        labels = torch.tensor([1, 1, 1, 0] if rank == 0 else [0, 0, 1, 0, 0])
+        images = torch.randn(len(labels), 3, 32, 32, generator=torch.Generator().manual_seed(rank + 1))
+        with torch.no_grad():
+            states, _ = det.backbone.eval().forward_layers(images, det._cgp_layers)
+        sums = [torch.stack([channel_norm(s.tokens).mean(1)[labels == c].sum(0) for c in (0, 1)])
+                for s in states]
+        optimizer, _ = det.configure_optimizer(2)
+        model, optimizer = acc.prepare(det, optimizer)
+        model.train()
+        ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc)
+        outs = [det.train_step({{"image": images, "label": labels}}, ctx) for _ in range(2)]
+        assert outs[0]["cgp_warmup"] == 1 and outs[1]["cgp_warmup"] == 0
+        # Defaults (HRI on) under DDP: a second step fails if a trainable parameter gets no gradient.
+        torch.manual_seed(0)
+        full = resolve_detector("corit", {{**{VIT!r}, "cgp_warmup_batches": 0}}).build()
+        f_opt, _ = full.configure_optimizer(2)
+        f_model, f_opt = acc.prepare(full, f_opt)
+        f_model.train()
+        f_ctx = StepContext(model=f_model, optimizer=f_opt, accelerator=acc)
+        for _ in range(2):
+            full.train_step({{"image": images, "label": labels}}, f_ctx)
+        torch.save({{"buffers": {{k: v for k, v in det.state_dict().items() if k.startswith("cgp_")}},
+                    "full": {{k: v for k, v in full.state_dict().items() if k.startswith("cgp_")}}, "sums": sums, "counts": torch.bincount(labels, minlength=2), "world": acc.num_processes}},
+                   sys.argv[1] + f"/rank{{rank}}.pt")
+    """))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tmp_path)]
+    done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert ranks[0]["world"] == 2
+    counts = ranks[0]["counts"] + ranks[1]["counts"]
+    m = 0.99
+    for n, (s0, s1) in enumerate(zip(ranks[0]["sums"], ranks[1]["sums"])):
+        key = f"cgp_mean_{6 + n}"
+        assert torch.equal(ranks[0]["buffers"][key], ranks[1]["buffers"][key])
+        # Two updates with the same batches: the bias-corrected mean is the count-weighted mean.
+        expected = (s0 + s1) / counts[:, None]
+        torch.testing.assert_close(ranks[0]["buffers"][key] / (1 - m ** 2), expected, rtol=1e-4, atol=1e-5)
+    assert ranks[0]["buffers"]["cgp_updates"].tolist() == [2, 2]
+    assert all(torch.equal(v, ranks[1]["full"][k]) for k, v in ranks[0]["full"].items())
