@@ -40,6 +40,17 @@ def write_tiny_protocol(directory: Path, name: str = "tiny") -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Tests use tiny tensors: with two cores (or other jobs on them), extra OpenMP threads only wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_protocol(tmp_path: Path) -> Path:
     """Path of a tiny synthetic protocol (32 px, a few dozen images)."""

@@ -24,14 +24,6 @@ needs_offline = pytest.mark.skipif(os.environ.get("HF_HUB_OFFLINE") != "1",
                                    reason="set HF_HUB_OFFLINE=1 so hub requests fail at once")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tensors here are tiny; with other jobs on the cores, OpenMP threads only wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module", params=list(SPECS), ids=list(SPECS))
 def backbone(request):

@@ -25,14 +25,6 @@ OFF = {"cgp": False, "rrm": False, "rsi": False, "hri": False}
 CGP_ONLY = {"rrm": False, "rsi": False, "hri": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors: with other jobs on the cores, OpenMP threads only wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def build(name="corit", seed=0, **settings):
     torch.manual_seed(seed)

@@ -18,15 +18,6 @@ from bench.registry import DETECTORS
 from bench.results import SCHEMA_VERSION
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors: with other jobs on the cores, extra OpenMP threads only wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Linear(Detector):
     """A linear logit on flattened 3x4x4 images: per-sample gradients have a closed form."""
 

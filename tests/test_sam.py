@@ -14,14 +14,6 @@ VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32}
 RESNET = {"backbone": "timm:resnet18@none", "image_size": 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors: with other jobs on the cores, OpenMP threads only wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def build(**settings):
     return resolve_detector("sam", {**VIT, **settings}).build()

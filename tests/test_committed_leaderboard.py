@@ -1,0 +1,26 @@
+"""The committed leaderboard is what `bench leaderboard build` makes from the committed results."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.leaderboard import check_fresh
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARD = ROOT / "leaderboard"
+
+
+def test_committed_pages_are_fresh():
+    stale = check_fresh(BOARD, ROOT / "README.md")
+    assert not stale, f"stale: {stale}; run `bench leaderboard build --readme README.md` and commit the result"
+
+
+@pytest.mark.parametrize("protocol", ["synthetic_universal", "synthetic_cross_domain"])
+def test_embedded_protocols_have_three_complete_seeds_per_baseline(protocol):
+    for detector in ("clip_linear", "univfd"):
+        files = sorted((BOARD / "results" / protocol / detector).glob("*.json"))
+        results = [json.loads(f.read_text()) for f in files]
+        assert sorted(r["seed"] for r in results) == [0, 1, 2], (protocol, detector)
+        assert all(r["status"] == "complete" and not r["partial"] for r in results)
+    assert (BOARD / f"{protocol}.md").is_file()
