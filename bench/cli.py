@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--protocol", required=True, help="registered protocol name or a .yaml path")
     run.add_argument("--detector", required=True, help="registered detector or preset name")
     seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
+    seeds.add_argument("--seeds", "--seed", default="0", help="comma-separated training seeds (default 0)")
     seeds.add_argument("--all-seeds", action="store_true", help="use the protocol's seeds")
     run.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                      help="detector setting, e.g. -o lr=1e-4 (repeatable; see `bench show detector NAME`)")

@@ -123,6 +123,26 @@ def command_line() -> str:
     return " ".join([prog, *sys.argv[1:]])
 
 
+def portable_command(command: str) -> str:
+    """Drop machine-specific path options (--out, --data-root) from a recorded command.
+
+    Where a run wrote its files and where its data lives do not change its numbers, and committed
+    result files must not carry one machine's paths.
+    """
+    words, out, skip = command.split(), [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in ("--out", "--data-root"):
+            skip = True
+            continue
+        if word.startswith(("--out=", "--data-root=")):
+            continue
+        out.append(word)
+    return " ".join(out)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)

@@ -307,3 +307,10 @@ def test_fixture_is_not_mutated_by_render(lb):
     before = copy.deepcopy(json.loads(path.read_text()))
     build(lb)
     assert json.loads(path.read_text()) == before
+
+
+def test_committed_commands_carry_no_machine_paths():
+    from bench.results import portable_command
+
+    assert portable_command("bench run --protocol p --out /data/runs --detector d --data-root=/mnt/x --seeds 0") == \
+        "bench run --protocol p --detector d --seeds 0"
