@@ -123,7 +123,7 @@ def test_submit_copies_only_results_and_refuses_overwrite(tmp_path):
     run = write_run(tmp_path, make_result())
     dest = submit(run, tmp_path / "lb")
     assert dest == tmp_path / "lb/results/synthetic_universal/clip_linear/20261125-173000-s0.json"
-    assert dest.read_bytes() == (run / "results.json").read_bytes()
+    assert json.loads(dest.read_text()) == json.loads((run / "results.json").read_text())
     assert [p.name for p in dest.parent.iterdir()] == [dest.name]
     with pytest.raises(LeaderboardError, match="already exists"):
         submit(run, tmp_path / "lb")
@@ -255,7 +255,7 @@ def test_page_content(lb):
     assert "### All metrics per group" in page and "real_acc" in page
     assert "sha256 `aaaaaaaaaaaa`" in page and "`abc1234`" in page
     assert "2026-11-20 to 2026-11-22" in page
-    assert "bench run --protocol synthetic_universal --detector corit --seed 0" in page
+    assert "bench run --protocol synthetic_universal --detector corit --seeds 0" in page
     assert "bench leaderboard build" in page
 
 
