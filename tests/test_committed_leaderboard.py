@@ -24,3 +24,13 @@ def test_embedded_protocols_have_three_complete_seeds_per_baseline(protocol):
         assert sorted(r["seed"] for r in results) == [0, 1, 2], (protocol, detector)
         assert all(r["status"] == "complete" and not r["partial"] for r in results)
     assert (BOARD / f"{protocol}.md").is_file()
+
+
+def test_committed_results_match_the_shipped_protocol_version():
+    from bench.protocol import load_protocol
+
+    for path in sorted((BOARD / "results").glob("*/*/*.json")):
+        result = json.loads(path.read_text())
+        proto = load_protocol(result["protocol"]["name"])
+        if proto.version == result["protocol"]["version"]:
+            assert result["protocol"]["sha256"] == proto.sha256(), f"{path}: protocol changed without a version bump"
