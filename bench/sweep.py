@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import math
 import sys
 from collections.abc import Sequence
@@ -190,7 +191,7 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
 
     Returns the sweep table: detector, rho, val_auc (source-val AUC of the selected checkpoint),
     primary (the protocol's primary metric), ``<test>/<metric>`` and ``<group>/<metric>`` columns,
-    status (``ran`` or ``reused``) and run_dir. :func:`cor_summary` turns it into the COR table.
+    status (``ran`` or ``reused``) and run_dir (relative to ``out_dir``). :func:`cor_summary` turns it into the COR table.
     """
     from bench.api import run
     from bench.plots import plot_sweep
@@ -230,6 +231,8 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
             raise
         rows.append(_row(results, detector, rho, proto.primary, "ran"))
     frame = pd.DataFrame(rows)
+    # Relative to the sweep's folder, so the CSV carries no machine path and survives moving the folder.
+    frame["run_dir"] = [os.path.relpath(p, out_dir) for p in frame["run_dir"]]
     summary = cor_summary(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / "sweep.csv", index=False, float_format="%.6g")

@@ -143,7 +143,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protoco
                    "unseen/auc", "in_domain/acc", "run_dir"]:
         assert column in saved.columns
     assert not any(c.endswith("/n_real") for c in saved.columns)
-    assert saved["run_dir"].tolist() == [str(runs / n) for n in ("rho0-s0", "rho0.1-s0", "rho1-s0")]
+    assert saved["run_dir"].tolist() == [str((runs / n).relative_to(out)) for n in ("rho0-s0", "rho0.1-s0", "rho1-s0")]
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cor = json.loads((out / "cor.json").read_text())["detectors"][tiny_sam]
     assert (cor["cor"], cor["collapsed_at"]) == critical_radius(saved["rho"].tolist(), saved["val_auc"].tolist())
