@@ -48,9 +48,8 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
         raise ConfigError("--eval-only needs --checkpoint PATH (a run directory or a weights file).")
     state, meta = read_checkpoint(Path(checkpoint)) if checkpoint is not None else (None, {})
     splits = resolve_all(proto, sources, limit, perturb)
-    for key, split in splits.items():
-        if key.startswith("test/") or key == "val":
-            check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")
+    for key, split in splits.items():  # training, selection and AUC all need both classes
+        check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")
     opts.skip = find_bad_images(splits, skip_bad_images)
 
     runner = Runner(opts, seed)                                                 # 4. fit (seeded)
@@ -72,7 +71,7 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
             frame = prediction_frame(split, scores)
             kept = frame.dropna(subset=["score"])
             metrics[split.name] = compute_metrics(kept["label"].to_numpy(), kept["score"].to_numpy(),
-                                                  proto.metrics, groups=kept["group"].to_numpy(),
+                                                  proto.metrics, groups=(kept["source"] + ":" + kept["group"]).to_numpy(),
                                                   where=f"{proto.name} test/{split.name}")
             predictions[split.name] = frame
     predict_seconds = time.perf_counter() - fit_start - fit_seconds
@@ -107,8 +106,10 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
         config = {"protocol": proto.model_dump(mode="json"), "detector": spec.info(), "seed": seed,
                   "runner": result["runner"], "data_root": str(data_root_from(data_root) or ""),
                   "command": result["command"]}
-        write_run(run_dir, result, config, runner.log, predictions,
-                  lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"])))
+        run_dir = write_run(run_dir, result, config, runner.log, predictions,
+                            lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"])),
+                            rename_on_clash=run_name is None)
+        result["run_id"] = run_dir.name
     runner.accelerator.wait_for_everyone()
     result["run_dir"] = str(run_dir)
     return result

@@ -8,6 +8,7 @@ detector or config fails loudly, never a silent partial load.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -43,11 +44,18 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
         raise ConfigError(f"Checkpoint {path} does not exist; pass a run directory saved by `bench run` "
                           "or a .safetensors/.pth file.")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
-            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+        except SafetensorError as err:
+            raise ConfigError(f"Checkpoint {path} is not a readable safetensors file ({err}).") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        raise ConfigError(f"Checkpoint {path} cannot be read as a PyTorch state dict ({type(err).__name__}); "
+                          "check the file (a truncated download?) or pass a .safetensors file.") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

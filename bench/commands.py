@@ -22,6 +22,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     import_plugins(args.plugin)
     overrides = parse_overrides(args.override)
+    for flag, value in (("--limit", args.limit), ("--max-steps", args.max_steps), ("--batch-size", args.batch_size)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} must be a positive integer, got {value}.")
     if args.all_seeds:
         seeds = load_protocol(args.protocol).seeds
     else:

@@ -57,7 +57,10 @@ class ValSplit(Split):
     @field_validator("select")
     @classmethod
     def _check_select(cls, value: str) -> str:
-        return check_select(value)
+        try:
+            return check_select(value)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
 
 
 class PairedTest(_Strict):
@@ -104,6 +107,9 @@ class Protocol(_Strict):
                     f"{where} uses source {split.source!r}, which is not under `sources`"
                     f"{did_you_mean(split.source, self.sources)}"
                 )
+        for test_name in self.test:
+            if test_name in ("train", "val") or "/" in test_name:
+                raise ValueError(f"test set name {test_name!r} is reserved or contains '/'; rename it")
         for group, members in self.groups.items():
             if group in self.test:
                 raise ValueError(f"group {group!r} has the same name as a test set; rename one")
@@ -130,7 +136,7 @@ def check_select(value: str) -> str:
         return value
     kind, _, metric = value.partition(":")
     if kind != "best" or metric not in METRIC_NAMES or metric == "video_auc":
-        raise ValueError(f"select must be 'last' or 'best:<metric>' with a metric from "
+        raise ConfigError(f"select must be 'last' or 'best:<metric>' with a metric from "
                          f"{', '.join(m for m in METRIC_NAMES if m != 'video_auc')}; got {value!r}")
     return value
 

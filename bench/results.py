@@ -82,16 +82,24 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_run(run_dir: Path, result: dict[str, Any], config: dict[str, Any], log: list[dict[str, Any]],
-              predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None) -> Path:
+              predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None,
+              rename_on_clash: bool = False) -> Path:
     """Create ``run_dir`` (it must not exist) and write every file of the run; results.json last.
 
     ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
+    With ``rename_on_clash`` (automatic names), a directory made meanwhile by a run that started in
+    the same second gets this run a ``-<n>`` suffix instead of losing the finished run.
+    Returns the directory actually written.
     """
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise BenchError(f"Run directory {run_dir} already exists; runs are never overwritten.") from None
+    run_dir, base, n = Path(run_dir), Path(run_dir), 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            if not rename_on_clash:
+                raise BenchError(f"Run directory {run_dir} already exists; runs are never overwritten.") from None
+            run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with open(run_dir / "train_log.jsonl", "w") as fh:
         fh.writelines(json.dumps(record, default=_plain) + "\n" for record in log)
@@ -100,7 +108,8 @@ def write_run(run_dir: Path, result: dict[str, Any], config: dict[str, Any], log
         frame.to_csv(run_dir / "predictions" / f"{name}.csv.gz", index=False, float_format="%.6g")
     if save_checkpoint is not None:
         save_checkpoint(run_dir)
-    _atomic_write(run_dir / "results.json", json.dumps(result, indent=2, default=_plain) + "\n")
+    _atomic_write(run_dir / "results.json", json.dumps({**result, "run_id": run_dir.name}, indent=2,
+                                                       default=_plain) + "\n")
     return run_dir
 
 

@@ -8,7 +8,6 @@ on the number of processes; scores are gathered with ``gather_for_metrics``.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +63,10 @@ class Runner:
     def _loader(self, split: ResolvedSplit, transform, shuffle: bool) -> DataLoader:
         dataset = RawDataset(split, transform, self.opts.skip.get(split.name), seed=self.seed)
         generator = torch.Generator().manual_seed(self.seed)
+        # Training drops the short last batch: with several processes accelerate would pad it with
+        # samples of the first batch, so the gradient would depend on the process count.
         return DataLoader(dataset, batch_size=self.opts.batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=self.opts.workers, drop_last=False)
+                          num_workers=self.opts.workers, drop_last=shuffle)
 
     def _bar(self, iterable, desc: str, total: int | None = None):
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True,
@@ -125,7 +126,10 @@ class Runner:
         val_loader = self._loader(val, detector.transform(train=False), False)
         wanted = getattr(detector.cfg, "epochs", 1)
         epochs = min(wanted, epochs_budget or wanted)
-        per_epoch = math.ceil(len(train_loader.dataset) / self.opts.batch_size)
+        per_epoch = len(train_loader.dataset) // self.opts.batch_size
+        if per_epoch == 0:
+            raise ConfigError(f"The train split has {len(train_loader.dataset)} images, fewer than --batch-size "
+                              f"{self.opts.batch_size}; lower --batch-size.")
         caps = [c for c in (steps_budget, self.opts.max_steps) if c]
         total = min([epochs * per_epoch, *caps])
         optimizer, scheduler = detector.configure_optimizer(total)

@@ -57,6 +57,11 @@ def sam_step(detector: Detector, batch: dict[str, Tensor], ctx: StepContext, rho
         from bench.errors import ConfigError
 
         raise ConfigError(f"The SAM radius rho must be a non-negative number, got {rho!r}; set rho >= 0.")
+    if rho > 0 and ctx.accelerator.mixed_precision == "fp16":
+        from bench.errors import ConfigError
+
+        raise ConfigError("SAM cannot run under --precision fp16 (one loss scaler for two passes gives NaN "
+                          "perturbations); use --precision bf16 or no.")
     if rho == 0:
         out = standard_step(detector, batch, ctx)
         return {"loss": out["loss"], "loss_perturbed": out["loss"]}

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path

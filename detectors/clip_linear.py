@@ -112,7 +112,7 @@ class ClipLinear(Detector):
         grid, best = [], None
         for c in self.cfg.c_values:
             model = LogisticRegression(C=c, max_iter=2000).fit(z_train, y_train)
-            val_metrics = compute_metrics(y_val, model.decision_function(z_val), ["auc", "ap", "acc", "eer"])
+            val_metrics = compute_metrics(y_val, model.decision_function(z_val), sorted({"auc", "ap", "acc", "eer", metric}))
             grid.append({"c": c, "val": val_metrics})
             value = val_metrics[metric]
             if best is None or (value > best[0] if HIGHER_IS_BETTER[metric] else value < best[0]):

@@ -50,3 +50,15 @@ def test_checkpoint_of_another_config_or_detector_fails(tiny_protocol, tmp_path)
 def test_eval_only_needs_a_checkpoint(tiny_protocol, tmp_path):
     with pytest.raises(ConfigError, match="--eval-only needs --checkpoint"):
         run(tiny_protocol, "clip_linear", out_dir=tmp_path, eval_only=True)
+
+
+def test_corrupt_checkpoint_file_is_a_clear_error(tiny_protocol, tmp_path):
+    (tmp_path / "broken.pth").write_bytes(b"not a pickle at all")
+    with pytest.raises(ConfigError, match="cannot be read as a PyTorch state dict"):
+        run(tiny_protocol, "clip_linear", out_dir=tmp_path, eval_only=True, checkpoint=tmp_path / "broken.pth")
+
+
+def test_oracle_accuracy_selection_works_for_the_logistic_probe(tiny_protocol, tmp_path):
+    result = run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=OPTS, limit=6,
+                 overrides={"select": "best:oracle_acc"})
+    assert "oracle_acc" in result["selection"]["val"]

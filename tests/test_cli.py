@@ -84,3 +84,14 @@ def test_data_synth_writes_folders_the_folder_source_reads(tmp_path, capsys):
     assert len(table) == 16 and set(table["label"]) == {0, 1}
     code, _, err = run_cli(["data", "synth", "--protocol", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "d")], capsys)
     assert code == 2 and "already exists" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-o", "select=best:foo"], "select must be 'last' or 'best:<metric>'"),
+    (["--limit", "-1"], "--limit must be a positive integer"),
+])
+def test_bad_run_options_are_one_line(tmp_path, capsys, args, message):
+    write_tiny_protocol(tmp_path)
+    code, _, err = run_cli(["run", "--protocol", str(tmp_path / "tiny.yaml"), "--detector", "clip_linear",
+                            "--out", str(tmp_path / "runs"), *args], capsys)
+    assert code == 2 and message in err and "Traceback" not in err

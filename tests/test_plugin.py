@@ -45,7 +45,7 @@ def test_installed_plugin_is_listed_checked_and_run(tmp_path):
                            env=env, capture_output=True, text=True, check=False, timeout=120)
     assert check.returncode == 0 and "train_step" in check.stdout, check.stderr
     ran = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", str(tmp_path / "tiny.yaml"),
-                          "--detector", "tiny_cnn", "-o", "image_size=32", "--out", str(tmp_path / "runs"),
+                          "--detector", "tiny_cnn", "-o", "image_size=32", "--batch-size", "8", "--out", str(tmp_path / "runs"),
                           "--run-name", "r"], env=env, capture_output=True, text=True, check=False, timeout=300)
     assert ran.returncode == 0, ran.stderr[-2000:]
     result = (tmp_path / "runs" / "tiny" / "tiny_cnn" / "r" / "results.json").read_text()

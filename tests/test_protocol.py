@@ -49,6 +49,7 @@ def test_malformed_yaml_is_one_clear_error():
     ("source: synth, split: train", "source: synt, split: train", "not under `sources`"),
     ('select: "best:auc"', 'select: "best:accuracy"', "select must be"),
     ("version: 1", "version: 0", "greater than or equal to 1"),
+    ("  peaks_p4: {source", "  val: {source", "reserved"),
 ])
 def test_schema_violations(old, new, message):
     with pytest.raises(ConfigError, match=message):
