@@ -7,7 +7,6 @@ on the number of processes; scores are gathered with ``gather_for_metrics``.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from bench.checkpoint import trained_state
 from bench.data.dataset import RawDataset
 from bench.data.splits import ResolvedSplit
 from bench.detector import Detector, FeatureSet, StepContext
@@ -173,8 +173,7 @@ class Runner:
                 "steps_total": step, "epochs_run": len(history), "history": history}
 
 
+
 def _snapshot(detector: Detector) -> dict[str, torch.Tensor]:
-    """Copy of what training can change: trainable parameters and buffers (frozen weights are skipped)."""
-    trainable = {name for name, p in detector.named_parameters() if p.requires_grad}
-    buffers = {name for name, _ in detector.named_buffers()}
-    return {k: copy.deepcopy(v.detach()) for k, v in detector.state_dict().items() if k in trainable | buffers}
+    """A copy of what training can change, kept in memory for best-epoch selection."""
+    return {k: v.clone() for k, v in trained_state(detector).items()}
