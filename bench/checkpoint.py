@@ -48,7 +48,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 
         try:
             with safe_open(str(path), framework="pt") as fh:
-                return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+                # A safetensors handle, not a dict: keys() is its API.
+                return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})  # noqa: SIM118
         except SafetensorError as err:
             raise ConfigError(f"Checkpoint {path} is not a readable safetensors file ({err}).") from None
     try:

@@ -86,7 +86,7 @@ def cmd_ls(args: argparse.Namespace) -> None:
     for name in registry.names():
         try:
             entry = registry.entry(name)
-        except Exception as err:  # one broken plugin must not hide the others
+        except Exception as err:  # noqa: BLE001 (one broken plugin must not hide the others)
             rows.append([name, f"cannot be loaded: {type(err).__name__}: {err}", "?"])
             continue
         obj = entry.obj

@@ -74,6 +74,16 @@ class Detector(nn.Module):
     paper: ClassVar[str | None] = None
     #: True when the detector is fitted in closed form on cached features (see ``fit_features``).
     fits_features: ClassVar[bool] = False
+    #: Forward-only passes the runner makes through :meth:`warmup_step` before the first optimisation
+    #: step (CoRIT's CGP warm-up). They are not steps: no optimizer or scheduler step, no effect on
+    #: the step budget or on the training data order. May be a property computed from the config.
+    warmup_batches: ClassVar[int] = 0
+    #: The transform receives a uint8 CHW tensor instead of a PIL image (faster decoding). Plugins
+    #: keep receiving PIL images unless they opt in.
+    tensor_input: ClassVar[bool] = False
+    #: False for detectors that ignore the train split's fakes and make their own from its reals
+    #: (SBI, through :meth:`train_sample_builder`); recorded in results.json.
+    uses_train_fakes: ClassVar[bool] = True
 
     @dataclass
     class Config:
@@ -120,6 +130,37 @@ class Detector(nn.Module):
         from bench.steps import standard_step
 
         return standard_step(self, batch, ctx)
+
+    def warmup_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        """One of the ``warmup_batches`` forward-only passes, through ``ctx.model``, in training mode.
+
+        The default runs the model without gradients (statistics-collecting layers see the batch).
+        """
+        with torch.no_grad():
+            ctx.model(batch["image"])
+        return {}
+
+    def train_sample_builder(self) -> Callable[[Any, int, dict[str, Any]], list[tuple[Any, int]]] | None:
+        """Optional: a function that turns one training row into the samples actually trained on.
+
+        ``build(image, label, extras) -> [(image, label), ...]``: called in the loader workers on the
+        decoded PIL image, before ``transform(train=True)``, seeded per (seed, epoch, row) like
+        augmentation; ``extras`` holds ``id``, ``source`` and what the source knows about the image
+        (``landmarks`` when the data has them). Rows mapped to ``[]`` are dropped from the batch.
+        SBI uses it to make self-blended fakes from real images. None (default): one sample per row.
+        """
+        return None
+
+    def feature_identity(self) -> dict[str, Any] | None:
+        """For ``fits_features`` detectors: what determines :meth:`features` besides the image and the
+        eval transform (e.g. backbone spec and a hash of its weights). Returning a dict lets the runner
+        cache features on disk across runs; None (default) disables the cache for this detector.
+        """
+        return None
+
+    def classify_features(self, features: Tensor) -> Tensor:
+        """Logits from :meth:`features` output; lets the runner predict from cached features."""
+        raise NotImplementedError("subclasses that return a feature_identity() implement classify_features()")
 
     def load_checkpoint(self, state: dict[str, Tensor], where: str, metadata: dict[str, str]) -> None:
         """Load trained weights for ``--eval-only``; strict by default. Override to read released formats."""

@@ -60,9 +60,10 @@ class Runner:
         """True on the process that writes files."""
         return self.accelerator.is_main_process
 
-    def _loader(self, split: ResolvedSplit, transform, shuffle: bool) -> DataLoader:
+    def _loader(self, split: ResolvedSplit, transform, shuffle: bool, stream: int = 0) -> DataLoader:
+        """A loader over ``split``; ``stream`` > 0 gives an independent shuffling order (warm-up)."""
         dataset = RawDataset(split, transform, self.opts.skip.get(split.name), seed=self.seed)
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * stream)
         # Training drops the short last batch: with several processes accelerate would pad it with
         # samples of the first batch, so the gradient would depend on the process count.
         return DataLoader(dataset, batch_size=self.opts.batch_size, shuffle=shuffle, generator=generator,
@@ -120,6 +121,27 @@ class Runner:
         self.log.append({"event": "fit_features", "seconds": round(time.perf_counter() - start, 3), **info})
         return {"rule": select, **info}
 
+    def _warm_up(self, detector: Detector, train: ResolvedSplit, ctx: StepContext) -> None:
+        """``detector.warmup_batches`` forward-only passes before the first step (not steps).
+
+        They read batches from a loader with its own shuffling order, so the training data order
+        is the same with and without warm-up; the optimizer and scheduler are not stepped.
+        """
+        wanted = int(detector.warmup_batches or 0)
+        if wanted <= 0:
+            return
+        loader = self.accelerator.prepare_data_loader(
+            self._loader(train, detector.transform(train=True), shuffle=True, stream=1))
+        ctx.model.train()
+        done = 0
+        while done < wanted:
+            for batch in self._bar(loader, "warm-up"):
+                out = detector.warmup_step(batch, ctx)
+                done += 1
+                self.log.append({"event": "warmup", "batch": done, **{k: float(v) for k, v in out.items()}})
+                if done >= wanted:
+                    break
+
     def _fit_gradient(self, detector, train, val, select, epochs_budget, steps_budget) -> dict:
         acc = self.accelerator
         train_loader = self._loader(train, detector.transform(train=True), True)
@@ -141,6 +163,7 @@ class Runner:
         best: dict[str, Any] = {"value": None}
         history, step = [], 0
         ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc, scheduler=scheduler)
+        self._warm_up(detector, train, ctx)
         for epoch in range(epochs):
             model.train()
             train_loader.dataset.epoch = epoch

@@ -10,7 +10,7 @@ Third-party adapters call it in their own tests::
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -42,11 +42,18 @@ def _images(detector: Detector, n: int, train: bool) -> torch.Tensor:
     return torch.stack([transform(p) for p in pics])
 
 
-def check_detector(factory: Callable[[], Detector], batch_size: int = 4, warmup_steps: int = 8) -> list[str]:
+def _is_number(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_detector(factory: Callable[[], Detector], batch_size: int = 4) -> list[str]:
     """Run every contract check on detectors built by ``factory``; return the names of the checks run.
 
-    ``warmup_steps``: how many extra steps a detector may take before its parameters must move
-    (for warm-up passes that only collect statistics).
+    A detector that needs forward-only passes before its first optimisation step declares how many
+    in ``warmup_batches``; they run through ``warmup_step`` first, as the runner runs them, and the
+    first ``train_step`` after them must move a trainable parameter.
 
     Raises ``AssertionError`` naming the broken rule.
     """
@@ -97,16 +104,20 @@ def check_detector(factory: Callable[[], Detector], batch_size: int = 4, warmup_
         batch = {"image": _images(det, batch_size, train=True), "label": torch.tensor([0, 1] * (batch_size // 2)),
                  "index": torch.arange(batch_size)}
         buffers = {n: b.clone() for n, b in det.named_buffers()}
-        moved: list[str] = []
-        # Detectors with warm-up passes (CoRIT's CGP) may need a few steps before a parameter moves.
-        for step in range(warmup_steps + 1):
-            det.train_step(batch, StepContext(model=model, optimizer=optimizer, accelerator=acc, step=step))
-            moved = [n for n, p in det.named_parameters() if n in trainable and not torch.equal(p, trainable[n])]
-            if moved:
-                break
+        ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc)
+        for _ in range(int(det.warmup_batches or 0)):
+            det.warmup_step(batch, ctx)
+        assert all(torch.equal(p, trainable[n]) for n, p in det.named_parameters() if n in trainable), \
+            "warmup_step changed a trainable parameter; warm-up passes must not optimise"
+        counter.calls = 0
+        out = det.train_step(batch, ctx)
+        moved = [n for n, p in det.named_parameters() if n in trainable and not torch.equal(p, trainable[n])]
         assert counter.calls > 0, "train_step never called ctx.model; call ctx.model(...), not self(...), so DDP " \
                                   "gradient sync and autocast apply"
-        assert moved, f"{warmup_steps + 1} train_step calls left every trainable parameter unchanged"
+        assert isinstance(out, Mapping) and all(_is_number(v) for v in out.values()), \
+            f"train_step returned {type(out).__name__}; return a dict of scalar numbers or tensors to log"
+        assert moved, "the first train_step (after warmup_batches warm-up passes) left every trainable " \
+                      "parameter unchanged; step the optimizer (ctx.optimizer.step()) in train_step"
         for name, p in det.named_parameters():
             assert name not in frozen or torch.equal(p, frozen[name]), f"frozen parameter {name} changed in training"
         frozen_modules = {n.rsplit(".", 1)[0] for n in frozen}

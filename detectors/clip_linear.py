@@ -33,7 +33,7 @@ class ClipLinear(Detector):
     class Config:
         """Settings of the frozen-backbone linear probe."""
 
-        backbone: str = "open_clip:ViT-L-14@openai"
+        backbone: str = "open_clip:ViT-L-14-quickgelu@openai"
         image_size: int = 224
         #: "logistic": closed-form fit on cached features; "sgd": train the linear layer by gradient descent.
         probe: str = "logistic"
@@ -130,7 +130,7 @@ class ClipLinear(Detector):
 
 UNIVFD = Preset(
     detector=ClipLinear,
-    overrides={"backbone": "open_clip:ViT-L-14@openai", "image_size": 224, "probe": "sgd", "lr": 1e-4,
+    overrides={"backbone": "open_clip:ViT-L-14-quickgelu@openai", "image_size": 224, "probe": "sgd", "lr": 1e-4,
                "weight_decay": 0.0, "epochs": 5, "augment": "blur_jpeg", "aug_prob": 0.1, "select": "best:acc"},
     description="UnivFD (Ojha et al., CVPR 2023): linear layer on frozen CLIP ViT-L/14, BCE + AdamW, blur/JPEG aug",
     paper="2302.10174",
