@@ -46,7 +46,8 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     sources = build_sources(proto, data_root_from(data_root))                   # 3. data
     if eval_only and checkpoint is None:
         raise ConfigError("--eval-only needs --checkpoint PATH (a run directory or a weights file).")
-    state, meta = read_checkpoint(Path(checkpoint)) if checkpoint is not None else (None, {})
+    state, meta = (read_checkpoint(Path(checkpoint), spec.cls.checkpoint_globals) if checkpoint is not None
+                   else (None, {}))
     splits = resolve_all(proto, sources, limit, perturb)
     for key, split in splits.items():  # training, selection and AUC all need both classes
         check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")

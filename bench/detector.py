@@ -81,6 +81,9 @@ class Detector(nn.Module):
     #: The transform receives a uint8 CHW tensor instead of a PIL image (faster decoding). Plugins
     #: keep receiving PIL images unless they opt in.
     tensor_input: ClassVar[bool] = False
+    #: Non-tensor classes a released checkpoint of this detector may hold (loaded with
+    #: ``weights_only=True`` and exactly these allowed through torch's safe globals).
+    checkpoint_globals: ClassVar[tuple] = ()
     #: False for detectors that ignore the train split's fakes and make their own from its reals
     #: (SBI, through :meth:`train_sample_builder`); recorded in results.json.
     uses_train_fakes: ClassVar[bool] = True
