@@ -11,7 +11,8 @@ EXAMPLES = {
     "run": "bench run --protocol synthetic_cross_domain --detector clip_linear\n"
            "  bench run --protocol synthetic_universal --detector univfd --seeds 0,1,2 -o lr=3e-4 --batch-size 32\n"
            "  bench run --protocol my_protocol.yaml --detector my_detector --plugin my_module --limit 50\n"
-           "  bench run --protocol universal --detector univfd --eval-only --checkpoint fc_weights.pth",
+           "  bench run --protocol universal --detector univfd --eval-only --checkpoint fc_weights.pth\n"
+           "  bench run --resume runs/synthetic_universal/sam/20261130-120000-s0",
     "ls": "bench ls detectors\n  bench ls protocols\n  bench ls sources",
     "show": "bench show protocol synthetic_universal\n  bench show detector univfd -o lr=1e-3",
     "validate": "bench validate                       # every shipped protocol\n"
@@ -24,6 +25,8 @@ EXAMPLES = {
                 "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
     "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
              "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep",
+    "reproduce": "bench reproduce leaderboard/results/synthetic_universal/sam/20261130-120000-s0.json\n"
+                 "  bench reproduce runs/synthetic_universal/sam/20261130-120000-s0 --tolerance 0.005",
     "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
                    "  bench leaderboard build --readme README.md",
 }
@@ -38,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     run = command("run", "Train a detector on a protocol, select on validation, evaluate, write a run directory.")
-    run.add_argument("--protocol", required=True, help="registered protocol name or a .yaml path")
-    run.add_argument("--detector", required=True, help="registered detector or preset name")
+    run.add_argument("--protocol", help="registered protocol name or a .yaml path (required unless --resume)")
+    run.add_argument("--detector", help="registered detector or preset name (required unless --resume)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", "--seed", default="0", help="comma-separated training seeds (default 0)")
     seeds.add_argument("--all-seeds", action="store_true", help="use the protocol's seeds")
@@ -49,9 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs", help="where run directories go (default runs/)")
     run.add_argument("--run-name", help="name of the run directory (default <timestamp>-s<seed>)")
     run.add_argument("--batch-size", type=int, default=64, help="global batch size (default 64)")
-    run.add_argument("--workers", type=int, default=0, help="data-loader workers per process (default 0)")
-    run.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="mixed precision")
+    run.add_argument("--workers", default="auto",
+                     help="data-loader workers per process: auto (this process's cores minus one) or N")
+    run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; set it on shared machines)")
+    run.add_argument("--precision", choices=["no", "bf16", "fp16"],
+                     help="mixed precision (default: the launcher's --mixed_precision, else no)")
     run.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    run.add_argument("--check-images", action="store_true",
+                     help="decode every image before the run (default: cheap checks; bad images found later "
+                          "stop the run or, with --skip-bad-images, are skipped and recorded)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run directory from its last epoch")
     run.add_argument("--max-steps", type=int, help="stop training after N steps (marks the run partial)")
     run.add_argument("--limit", type=int, help="at most N images per class per split (marks the run partial)")
     run.add_argument("--skip-bad-images", action="store_true",
@@ -119,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--batch-size", type=int, default=64)
     sweep.add_argument("--limit", type=int, help="at most N images per class per split (marks runs partial)")
 
+    again = command("reproduce", "Re-run a stored result's own run and compare every number within a tolerance.")
+    again.add_argument("result", help="a results.json, a run directory, or a file under leaderboard/results/")
+    again.add_argument("--tolerance", type=float, default=0.01,
+                       help="absolute difference allowed per metric (default 0.01; see `bench reproduce --help`)")
+    again.add_argument("--out", help="where the new run goes (default: a temporary directory)")
+    again.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
+
     board = command("leaderboard", "Submit a finished run, or build leaderboard markdown from committed results.")
     board_sub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
     submit = board_sub.add_parser("submit", help="copy a run's results.json into leaderboard/results/")
@@ -132,14 +149,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``bench`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     from bench import commands
 
+    if args.command == "run" and not args.resume and not (args.protocol and args.detector):
+        parser.error("bench run needs --protocol and --detector (or --resume RUN_DIR)")
     try:
         getattr(commands, f"cmd_{args.command}")(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: an unfinished run directory stays marked INCOMPLETE (continue it with "
+              "`bench run --resume RUN_DIR`; it is never taken for a finished run).", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ def resolve_detector(name: str, overrides: dict[str, Any] | None = None,
     obj = entry.obj
     preset = obj if isinstance(obj, Preset) else Preset(detector=obj)
     cls = preset.detector
+    if not (isinstance(cls.Config, type) and dataclasses.is_dataclass(cls.Config)):
+        raise ConfigError(f"The Config of detector {name!r} is not a dataclass; decorate it with @dataclass "
+                          f"(bench validates its keys and types).")
     keys = {f.name for f in dataclasses.fields(cls.Config)}
     defaults = protocol_defaults or {}
     applied = {k: v for k, v in defaults.items() if k in keys}
