@@ -29,6 +29,7 @@ EXAMPLES = {
                  "  bench reproduce runs/synthetic_universal/sam/20261130-120000-s0 --tolerance 0.005",
     "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
                    "  bench leaderboard build --readme README.md",
+    "cache": "bench cache info\n  bench cache clear --older-than 30\n  BENCH_CACHE=/scratch/bench-cache bench cache info",
 }
 
 
@@ -144,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     build = board_sub.add_parser("build", help="write leaderboard/<protocol>.md from leaderboard/results/")
     build.add_argument("--leaderboard-dir", default="leaderboard")
     build.add_argument("--readme", help="also refresh the leaderboard block of this README")
+    cache = command("cache", "Feature cache of frozen-backbone detectors ($BENCH_CACHE): list entries, or delete them.")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    cache_sub.add_parser("info", help="entries per namespace, sizes, total and location")
+    cache_sub.add_parser("clear", help="delete every entry, or those no run used for --older-than DAYS").add_argument(
+        "--older-than", type=float, metavar="DAYS", help="keep entries used within the last DAYS days")
     return parser
 
 

@@ -306,3 +306,39 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
               f"{worst['metric']} {worst['diff']:+.5f}).")
         sys.exit(1)
     print(f"all {len(rows)} numbers agree within {args.tolerance}.")
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    """Show the feature cache (entries, sizes, location) or delete entries."""
+    from bench.cache import ENV, FeatureCache
+
+    cache = FeatureCache()
+    if args.cache_command == "clear":
+        removed, freed = cache.clear(args.older_than)
+        print(f"removed {removed} entries ({_bytes(freed)}) from {cache.root}")
+        return
+    rows = cache.info()
+    print(f"feature cache: {cache.root} (set by ${ENV})")
+    if rows:
+        table = [{"namespace": r["namespace"][:12], "features of": _parts_summary(r["parts"]), "entries": r["shards"],
+                  "rows": r["items"], "dim": r["dim"], "size": _bytes(r["bytes"]), "last used": r["last_used"]}
+                 for r in rows]
+        print(tabulate(table, headers="keys", disable_numparse=True))
+    print(f"{len(rows)} namespaces, {sum(r['shards'] for r in rows)} entries, "
+          f"{sum(r['items'] for r in rows)} feature rows, {_bytes(sum(r['bytes'] for r in rows))} in total")
+
+
+def _parts_summary(parts, width: int = 60) -> str:
+    """The short, scalar parts of a namespace (what the features are of), cut to ``width``."""
+    if not isinstance(parts, dict):
+        return "?"
+    text = " ".join(f"{k}={v}" for k, v in parts.items() if isinstance(v, str | int | float) and len(str(v)) <= 40)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
