@@ -52,7 +52,7 @@ def _options(args: argparse.Namespace, batch_size: int | None = None, max_steps:
 
     return RunnerOptions(batch_size=batch_size or args.batch_size, workers=args.workers, precision=args.precision,
                          cpu=args.cpu, max_steps=max_steps if max_steps is not None else args.max_steps,
-                         threads=args.threads,
+                         threads=args.threads, cache=not args.no_cache,
                          skip_bad_images=args.skip_bad_images if skip_bad_images is None else skip_bad_images)
 
 

@@ -26,6 +26,7 @@ from bench.data.dataset import RawDataset
 from bench.data.splits import ResolvedSplit
 from bench.detector import Detector, FeatureSet
 from bench.errors import ConfigError
+from bench.feature_store import FeatureStore
 from bench.loading import make_loader, resolve_workers
 from bench.metrics import compute_metrics
 
@@ -47,6 +48,8 @@ class RunnerOptions:
     threads: int | None = None
     #: Leave out images that fail to decode (recorded) instead of stopping the run.
     skip_bad_images: bool = False
+    #: Reuse frozen features across runs (``$BENCH_CACHE``); False is ``--no-cache``.
+    cache: bool = True
     #: Rows of each split to leave out (bad images found before the run with --check-images).
     skip: dict[str, set[int]] = field(default_factory=dict)
 
@@ -92,6 +95,8 @@ class Runner:
         #: Conversion code per decoded row per split (0 = none; bench.data.base.CONVERSIONS).
         self.conversions: dict[str, dict[int, int]] = {}
         self.workers_used: dict[str, int] = {}
+        #: Frozen features shared across runs (None with --no-cache); see bench.feature_store.
+        self.cache = FeatureStore(self.precision) if opts.cache else None
 
     @property
     def is_main(self) -> bool:
@@ -99,9 +104,10 @@ class Runner:
         return self.accelerator.is_main_process
 
     # -- loaders and bookkeeping ------------------------------------------------------------------
-    def loader(self, split: ResolvedSplit, transform, shuffle: bool, stream: int = 0, sample_builder=None):
-        """A prepared loader over ``split`` (see :mod:`bench.loading`)."""
-        dataset = RawDataset(split, transform, self.opts.skip.get(split.name), seed=self.seed)
+    def loader(self, split: ResolvedSplit, transform, shuffle: bool, stream: int = 0, skip: set[int] | None = None):
+        """A prepared loader over ``split`` (see :mod:`bench.loading`); ``skip``: rows to leave out."""
+        skip = self.opts.skip.get(split.name) if skip is None else skip
+        dataset = RawDataset(split, transform, skip, seed=self.seed)
         n_batches = len(dataset) // self.opts.batch_size
         workers = resolve_workers(self.opts.workers, self.accelerator.state.num_processes, n_batches)
         self.workers_used[split.name] = workers
@@ -164,7 +170,15 @@ class Runner:
         return array
 
     def predict(self, detector: Detector, split: ResolvedSplit) -> np.ndarray:
-        """Logits for every row of ``split`` (NaN only for skipped rows); only scores are kept in memory."""
+        """Logits for every row of ``split`` (NaN only for skipped rows); only scores are kept in memory.
+
+        Detectors fitted on cached frozen features are scored from those features.
+        """
+        if self.cache is not None and detector.fits_features and self.cache.serves(detector):
+            feats = self._features(detector, split)
+            with torch.inference_mode():
+                scores = detector.classify_features(feats.to(self.accelerator.device)).float().cpu()
+            return self._checked(scores, split, "scores")
         model = self.accelerator.prepare_model(detector, evaluation_mode=True)
         loader, _ = self.loader(split, detector.transform(train=False), False)
         return self._checked(self._scores(model, loader, split, f"predict {split.name}"), split, "scores")
@@ -188,13 +202,35 @@ class Runner:
 
     def features(self, detector: Detector, split: ResolvedSplit) -> FeatureSet:
         """Frozen features of every usable row of ``split`` (rows skipped on purpose are left out)."""
-        model = self.accelerator.prepare_model(detector, evaluation_mode=True)
-        loader, _ = self.loader(split, detector.transform(train=False), False)
-        feats = self._scores(model, loader, split, f"features {split.name}", fn=detector.features)
-        self._checked(feats, split, "features")
+        feats = self._features(detector, split)
         keep = torch.isfinite(feats).all(dim=1)
         labels = torch.tensor(split.table["label"].to_numpy())
         return FeatureSet(feats[keep], labels[keep])
+
+    def _features(self, detector: Detector, split: ResolvedSplit) -> torch.Tensor:
+        """[N, D] features in table order (NaN rows for skipped images), from the cache where it has them."""
+        transform = detector.transform(train=False)
+        found, wanted = None, None
+        if self.cache is not None:
+            found, wanted = self.cache.lookup(detector, split, transform)
+            self.conversions.setdefault(split.name, {}).update(wanted.codes)
+            if found.complete:
+                return self._checked_tensor(found.features, split)
+        model = self.accelerator.prepare_model(detector, evaluation_mode=True)
+        skip = set(self.opts.skip.get(split.name, ()))
+        if found is not None:
+            skip |= {i for i, hit in enumerate(found.found.tolist()) if hit}
+        loader, _ = self.loader(split, transform, False, skip=skip)
+        feats = self._scores(model, loader, split, f"features {split.name}", fn=detector.features)
+        if found is not None and found.features is not None:
+            feats = torch.where(found.found[:, None], found.features, feats)
+        if found is not None:
+            self.cache.store(wanted, split, feats, self.conversions.get(split.name, {}), self.is_main)
+        return self._checked_tensor(feats, split)
+
+    def _checked_tensor(self, feats: torch.Tensor, split: ResolvedSplit) -> torch.Tensor:
+        self._checked(feats, split, "features")
+        return feats
 
     def _fit_features(self, detector: Detector, train: ResolvedSplit, val: ResolvedSplit, select: str) -> dict:
         sets = {split.name: self.features(detector, split) for split in (train, val)}

@@ -85,6 +85,19 @@ class ClipLinear(Detector):
         """The frozen final image embedding."""
         return self.backbone(images)
 
+    def feature_identity(self) -> dict[str, Any] | None:
+        """Backbone spec, image size and a hash of the frozen weights: features can be cached across runs."""
+        from bench.cache import state_fingerprint
+
+        if not self.fits_features:
+            return None
+        return {"backbone": self.cfg.backbone, "image_size": self.cfg.image_size,
+                "weights_sha256": state_fingerprint(self.backbone.state_dict()), "features": "final_embedding"}
+
+    def classify_features(self, features: Tensor) -> Tensor:
+        """The probe's logits from :meth:`features` output (equal to ``forward`` on the same images)."""
+        return self.head(features.to(self.head.weight.dtype)).squeeze(1)
+
     def forward(self, images: Tensor) -> Tensor:
         """One logit per image."""
         return self.head(self.backbone(images)).squeeze(1)
