@@ -9,7 +9,8 @@ and ``seed`` (see :mod:`bench.data.gpu_decode`).
 
 Random augmentation (and the sample builder) is seeded per (seed, epoch, row), so an image gets
 the same augmentation whatever the number of processes or workers: a 2-process run reproduces a
-1-process run.
+1-process run. Seeded are torch's CPU generator and Python's ``random`` (and NumPy's global RNG when
+a sample builder is set).
 """
 
 from __future__ import annotations
@@ -44,17 +45,27 @@ def sample_seed(seed: int, epoch: int, row: int) -> int:
 
 
 @contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run the body with torch's CPU, Python's and NumPy's global RNGs seeded by ``seed``, restored after."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random.seed(seed)
+def seeded(seed: int, numpy: bool = True) -> Iterator[None]:
+    """Run the body with torch's CPU and Python's global RNGs (and NumPy's, with ``numpy``) seeded by ``seed``.
+
+    The previous states are restored after. Only torch's CPU generator is touched
+    (``torch.manual_seed`` would also reseed every GPU, lazily and slowly, from inside a loader running
+    in the main process). NumPy's state is large to save, so it is seeded only where a sample builder
+    may use it.
+    """
+    generator = torch.random.default_generator
+    torch_state, py_state = generator.get_state(), random.getstate()
+    np_state = np.random.get_state() if numpy else None
+    generator.manual_seed(seed)
+    random.seed(seed)
+    if numpy:
         np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
+    try:
+        yield
+    finally:
+        generator.set_state(torch_state)
+        random.setstate(py_state)
+        if numpy:
             np.random.set_state(np_state)
 
 
@@ -121,9 +132,10 @@ class RawDataset(Dataset):
             return pil_to_tensor(image.convert("RGB"))
         return image
 
-    def _encoded(self, row: int) -> tuple[torch.Tensor, str] | None:
-        """(encoded bytes, conversion) when ``row`` can be decoded on the GPU, else None."""
-        from bench.data.tensor_decode import fast_kind, read_bytes
+    def _encoded(self, row: int) -> tuple[bool, torch.Tensor, str] | None:
+        """For ``decode="gpu"``: ``(True, bytes, kind)`` for a JPEG the GPU can decode, ``(False, image,
+        kind)`` for another file (decoded here from the bytes already read), None without a file."""
+        from bench.data.tensor_decode import decode_tensor, fast_kind, read_bytes
 
         source = self.split.sources[self._sources[row]]
         path = source.file_path(self._ids[row])
@@ -131,15 +143,15 @@ class RawDataset(Dataset):
             return None
         data = read_bytes(path)
         fast = fast_kind(data, str(path))
-        if fast is None or fast[0] != "jpeg":
-            return None
-        return torch.frombuffer(data, dtype=torch.uint8), fast[1]
+        if fast is not None and fast[0] == "jpeg":
+            return True, torch.frombuffer(data, dtype=torch.uint8), fast[1]
+        return False, *decode_tensor(data, str(path))
 
     def blank(self) -> torch.Tensor:
         """A zero tensor shaped like the transform's output (computed once, on a grey placeholder)."""
         if self._blank is None:
             placeholder = Image.new("RGB", (_PLACEHOLDER_SIDE, _PLACEHOLDER_SIDE), (128, 128, 128))
-            with seeded(0):
+            with seeded(0, numpy=False):
                 out = self.transform(self._as_input(placeholder))
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"the transform returned {type(out).__name__}, not a tensor")
@@ -175,11 +187,11 @@ class RawDataset(Dataset):
         label = self._labels[row]
         seed = sample_seed(self.seed, self.epoch, row)
         try:
-            if self.decode == "gpu" and (encoded := self._encoded(row)) is not None:
-                data, kind = encoded
-                sample = self._sample(row, self.blank(), label, True, conversion_index(kind))
-                return {**sample, "encoded": data, "seed": torch.tensor(seed, dtype=torch.int64)}
-            image, kind = self._image(row)
+            encoded = self._encoded(row) if self.decode == "gpu" else None
+            if encoded is not None and encoded[0]:
+                sample = self._sample(row, self.blank(), label, True, conversion_index(encoded[2]))
+                return {**sample, "encoded": encoded[1], "seed": torch.tensor(seed, dtype=torch.int64)}
+            image, kind = encoded[1:] if encoded is not None else self._image(row)
             extras = None
             if self.sample_builder is not None:
                 source = self.split.sources[self._sources[row]]
@@ -188,7 +200,7 @@ class RawDataset(Dataset):
             if not self.skip_bad:
                 raise
             return self._invalid(row)
-        with seeded(seed):
+        with seeded(seed, numpy=self.sample_builder is not None):
             if self.sample_builder is None:
                 sample = self._sample(row, self.transform(self._as_input(image)), label, True, conversion_index(kind))
             else:

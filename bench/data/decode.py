@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from bench.data.sniff import sniff_size
 from bench.errors import ImageError
 
 #: Bump when a rule above changes: cached features and recorded conversion counts depend on it.
@@ -51,6 +52,8 @@ CONVERSIONS: tuple[str, ...] = (
 #: changing PIL's global cannot change what is decoded).
 MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
+# JPEG and PNG headers are read from this many first bytes (a JPEG's EXIF/ICC segments come before its size).
+_SNIFF_BYTES = 1 << 16
 _FIX = "shrink it, or remove it or pass --skip-bad-images to leave it out."
 _SIXTEEN = ("I;16", "I;16B", "I;16L", "I;16N", "I;16S")
 _ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -191,8 +194,24 @@ def open_image(path: Path) -> Image.Image:
 def check_header(fp, where: str) -> str | None:
     """Why the image at ``fp`` (a path or file object) is unusable from its header alone, or None.
 
-    Reads the header only (PIL's ``Image.open`` without ``load``): no pixel is decoded.
+    Reads the header only: JPEG and PNG sizes are read from their first bytes
+    (:mod:`bench.data.sniff`), other formats are opened with PIL without ``load``. No pixel is decoded.
     """
+    if isinstance(fp, (str, os.PathLike)):
+        try:
+            with open(fp, "rb") as f:
+                head = f.read(_SNIFF_BYTES)
+        except FileNotFoundError:
+            return f"{where} does not exist"
+        except OSError as err:
+            return f"{where} cannot be read ({err.strerror})"
+        size = sniff_size(head)
+        if size is not None:
+            try:
+                check_size(*size, where)
+            except ImageError as err:
+                return str(err)
+            return None
     try:
         with _open(fp, where):
             return None

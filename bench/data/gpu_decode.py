@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from bench.data.dataset import seeded
+from bench.data.tensor_decode import quiet_torchvision_io
 from bench.errors import ImageError
 
 #: Mean absolute difference, in grey levels, allowed between nvjpeg's and libjpeg-turbo's pixels.
@@ -54,7 +55,8 @@ def decode_batch_gpu(encoded: list[Tensor], device: torch.device | str, transfor
     if not encoded:
         raise ValueError("decode_batch_gpu needs at least one encoded image")
     try:
-        images = decode_jpeg([e.cpu() for e in encoded], mode=ImageReadMode.RGB, device=device)
+        with quiet_torchvision_io():
+            images = decode_jpeg([e.cpu() for e in encoded], mode=ImageReadMode.RGB, device=device)
     except RuntimeError as err:
         raise ImageError(f"a JPEG of this batch cannot be decoded on {device} ({err})") from err
     out = []
@@ -62,7 +64,7 @@ def decode_batch_gpu(encoded: list[Tensor], device: torch.device | str, transfor
         if seeds is None:
             out.append(transform(image))
         else:
-            with seeded(int(seeds[k])):
+            with seeded(int(seeds[k]), numpy=False):
                 out.append(transform(image))
     return torch.stack(out)
 

@@ -152,7 +152,7 @@ def resolve_split(name: str, spec: Split | PairedTest, sources: dict[str, Source
         raise DataError(f"Split {name!r} selects no images; check its source, split and subsets in the protocol.")
     used = {s: sources[s] for s in table["source"].unique()}
     fingerprint = Source.fingerprint(table.assign(id=table["source"] + ":" + table["id"]))
-    notes = list(dict.fromkeys(note for s in used.values() for note in s.notes))
+    notes = list(dict.fromkeys(note for s in used.values() for note in getattr(s, "notes", [])))
     ignored: dict[str, list[str]] = {}
     for part in ([spec.real, spec.fake] if isinstance(spec, PairedTest) else [spec]):
         for reason, paths in sources[part.source].ignored_files(part.split, part.subsets).items():

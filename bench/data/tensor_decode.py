@@ -12,62 +12,31 @@ give the same pixels (tests check JPEG and PNG) and never disagree on which file
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from bench.data.decode import check_size, decode_bytes
+from bench.data.sniff import jpeg_info, png_info
 from bench.errors import ImageError
 
 #: JPEG start-of-frame markers libjpeg-turbo and nvjpeg both decode: baseline, extended, progressive.
 _FAST_SOF = (0xC0, 0xC1, 0xC2)
-_SOF = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def jpeg_info(data: bytes | bytearray) -> tuple[int, int, int, int] | None:
-    """(width, height, components, SOF marker) from a JPEG's frame header, or None if it has none."""
-    if data[:3] != b"\xff\xd8\xff":
-        return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in _SOF:
-            if i + 10 > n:
-                return None
-            height = (data[i + 5] << 8) | data[i + 6]
-            width = (data[i + 7] << 8) | data[i + 8]
-            return width, height, data[i + 9], marker
-        if marker in (0xDA, 0xD9):  # scan or end before any frame header
-            return None
-        i += 2 + ((data[i + 2] << 8) | data[i + 3])
-    return None
+@contextmanager
+def quiet_torchvision_io() -> Iterator[None]:
+    """Silence torchvision 0.29's deprecation notice for its image codecs (TorchCodec is to replace them).
 
-
-def png_info(data: bytes | bytearray) -> tuple[int, int, int, int, bool] | None:
-    """(width, height, bit depth, colour type, has tRNS or acTL before IDAT) of a PNG, or None."""
-    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
-        return None
-    width = int.from_bytes(data[16:20], "big")
-    height = int.from_bytes(data[20:24], "big")
-    depth, colour = data[24], data[25]
-    i, extra = 33, False
-    while i + 8 <= len(data):
-        kind = bytes(data[i + 4:i + 8])
-        if kind == b"IDAT":
-            break
-        extra |= kind in (b"tRNS", b"acTL")
-        i += 12 + int.from_bytes(data[i:i + 4], "big")
-    return width, height, depth, colour, extra
+    The codecs still work; the notice would otherwise be repeated for every image in a test run.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
+        yield
 
 
 def fast_kind(data: bytes | bytearray, where: str) -> tuple[str, str] | None:
@@ -125,7 +94,8 @@ def decode_tensor(data: bytes | bytearray, where: str) -> tuple[Tensor, str]:
         buf = torch.frombuffer(data if isinstance(data, bytearray) else bytearray(data), dtype=torch.uint8)
         try:
             decode = decode_jpeg if fmt == "jpeg" else decode_png
-            return decode(buf, mode=ImageReadMode.RGB), kind
+            with quiet_torchvision_io():
+                return decode(buf, mode=ImageReadMode.RGB), kind
         except RuntimeError:
             pass  # PIL decides: it decodes what libjpeg/libpng refused, or raises a clear ImageError
     image, kind = decode_bytes(bytes(data), where)
