@@ -15,7 +15,7 @@ rule changes, since cached features key on it):
 - **32-bit integer** (``I``): clipped to 0..65535, then ``v >> 8`` (such files hold 16-bit data
   in practice): ``32bit_int``. **Float** (``F``): NaN → 0, clipped to [0, 1], × 255, rounded
   half to even: ``float``.
-- **Transparency** (RGBA, LA, PA, palette with a transparent index): composited over white,
+- **Transparency** (RGBA, LA, PA, or a transparent palette index or colour key): composited over white,
   ``alpha_composited``; an alpha channel that is 255 everywhere is dropped, ``alpha_opaque``.
 - **CMYK**: PIL's conversion, ``cmyk``. **Palette**: looked up, ``palette``. **Bilevel** (``1``):
   0 → 0, 1 → 255, ``bilevel``. **Grey** (``L``): replicated to three channels, ``grayscale``.
@@ -106,7 +106,7 @@ def to_rgb_info(img: Image.Image, stored_16bit: bool = False, animated: bool = F
     elif mode == "F":
         arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
         rgb, kind = _from_array(np.round(np.clip(arr, 0.0, 1.0) * 255.0)), "float"
-    elif mode in _ALPHA or (mode == "P" and "transparency" in img.info) or (mode == "L" and "transparency" in img.info):
+    elif mode in _ALPHA or "transparency" in img.info:  # an alpha channel, or a transparent colour key
         rgba = img.convert("RGBA")
         if rgba.getchannel("A").getextrema()[0] == 255:
             rgb, kind = rgba.convert("RGB"), "alpha_opaque"
