@@ -58,7 +58,8 @@ def build_transform(cfg: DataConfig, train: bool, augment=None) -> v2.Compose:
     """
     steps: list = [augment] if (train and augment is not None) else []
     if cfg.resize == "resize":
-        steps.append(v2.Resize(cfg.image_size, interpolation=_INTERPOLATION[cfg.interpolation], antialias=True))
+        interpolation = _INTERPOLATION[cfg.interpolation]
+        steps.append(v2.Resize(cfg.image_size, interpolation=interpolation, antialias=True))
     if train:
         # v1's RandomCrop (it takes PIL or tensors too): v2's skips the row draw when only the width
         # is cropped, which would change every non-square training crop of runs made before v2.

@@ -65,7 +65,8 @@ def dataset_rate(folder: Path, transform, tensor_input: bool, repeats: int) -> f
     source = FolderSource("jpegs", {"root": folder.name, "layout": "", "label": 0}, folder.parent)
     table = source.select("test")
     table["source"] = source.name
-    data = RawDataset(ResolvedSplit("test", table, {source.name: source}), transform, tensor_input=tensor_input)
+    split = ResolvedSplit("test", table, {source.name: source})
+    data = RawDataset(split, transform, tensor_input=tensor_input)
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -86,7 +87,8 @@ def main() -> None:
         folder = Path(tmp) / "jpegs"
         folder.mkdir()
         paths = write_jpegs(folder, args.images)
-        print(f"{args.images} JPEGs of {SIDE}x{SIDE} px (quality 90), 1 thread, best of {args.repeats} passes")
+        print(f"{args.images} JPEGs of {SIDE}x{SIDE} px (quality 90), 1 thread, "
+              f"best of {args.repeats} passes")
         for size in (int(s) for s in args.sizes.split(",")):
             cfg = DataConfig(image_size=size, interpolation="bicubic")
             transform = build_transform(cfg, train=False)
@@ -94,12 +96,13 @@ def main() -> None:
             tensor, tensor_out = rate(paths, decode_tensor_file, transform, args.repeats)
             diff = max((a - b).abs().max().item() for a, b in zip(pil_out, tensor_out))
             levels = diff * min(cfg.std) * 255
-            print(f"image_size {size:>3} bicubic: PIL path {pil:7.1f} img/s per core, tensor path {tensor:7.1f} "
-                  f"img/s per core, ratio {tensor / pil:.2f}; max difference {diff:.4f} ({levels:.1f} grey levels)")
+            print(f"image_size {size:>3} bicubic: PIL path {pil:7.1f} img/s per core, tensor path "
+                  f"{tensor:7.1f} img/s per core, ratio {tensor / pil:.2f}; max difference {diff:.4f} "
+                  f"({levels:.1f} grey levels)")
             ds_pil = dataset_rate(folder, transform, False, args.repeats)
             ds_tensor = dataset_rate(folder, transform, True, args.repeats)
-            print(f"    through RawDataset: PIL path {ds_pil:7.1f} img/s per core, tensor path {ds_tensor:7.1f} "
-                  f"img/s per core, ratio {ds_tensor / ds_pil:.2f}")
+            print(f"    through RawDataset: PIL path {ds_pil:7.1f} img/s per core, tensor path "
+                  f"{ds_tensor:7.1f} img/s per core, ratio {ds_tensor / ds_pil:.2f}")
 
 
 if __name__ == "__main__":

@@ -104,7 +104,8 @@ def test_sample_builder_makes_k_samples_in_the_rows_seeded_context(folder):
         seen_extras.append(extras)
         if extras["id"].startswith("b"):
             return []  # rows mapped to nothing are dropped
-        noise = np.random.randint(0, 256, (image.height, image.width, 3), dtype=np.uint8)  # global RNG: seeded
+        # NumPy's global RNG: seeded per row by the dataset.
+        noise = np.random.randint(0, 256, (image.height, image.width, 3), dtype=np.uint8)
         return [(image, label), (Image.fromarray(noise), 0)]
 
     split = split_of(folder)
@@ -131,7 +132,8 @@ def test_landmarks_reach_the_sample_builder(tmp_path):
     write_image(tmp_path / "ds/f/1.png")
     (tmp_path / "ds/lm").mkdir()
     np.save(tmp_path / "ds/lm/0.npy", np.arange(10, dtype=np.float64).reshape(5, 2))
-    (tmp_path / "ds/index.csv").write_text("path,label,split,landmarks\nf/0.png,0,test,lm/0.npy\nf/1.png,0,test,\n")
+    (tmp_path / "ds/index.csv").write_text(
+        "path,label,split,landmarks\nf/0.png,0,test,lm/0.npy\nf/1.png,0,test,\n")
     source = ManifestSource("m", {"path": "ds/index.csv"}, tmp_path)
     got = []
     RawDataset(split_of(source), build_transform(CFG, train=False),

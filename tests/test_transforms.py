@@ -1,4 +1,4 @@
-"""Tests for the v2 transform pipeline: PIL inputs exactly as before, uint8 tensors within the stated tolerance."""
+"""Tests for the v2 transform pipeline: PIL inputs exactly as before, uint8 tensors within tolerance."""
 
 from __future__ import annotations
 
@@ -69,4 +69,4 @@ def test_blur_jpeg_takes_tensors_and_gives_the_same_pixels():
         from_tensor = _run(augment, pil_to_tensor(image), seed)
         assert from_tensor.dtype == torch.uint8 and from_tensor.shape == (3, 48, 64)
         assert torch.equal(from_tensor, pil_to_tensor(from_pil))
-    assert not torch.equal(_run(augment, pil_to_tensor(image), 0), pil_to_tensor(image))  # it does change pixels
+    assert not torch.equal(_run(augment, pil_to_tensor(image), 0), pil_to_tensor(image))  # it changes pixels

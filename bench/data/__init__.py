@@ -12,5 +12,5 @@ from bench.data.base import (
     to_rgb,
 )
 
-__all__ = ["CONVERSIONS", "DECODE_VERSION", "TABLE_COLUMNS", "Source", "decode_file", "make_table", "open_image",
-           "to_rgb"]
+__all__ = ["CONVERSIONS", "DECODE_VERSION", "TABLE_COLUMNS", "Source", "decode_file", "make_table",
+           "open_image", "to_rgb"]

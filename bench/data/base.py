@@ -149,7 +149,8 @@ class Source:
         """
         root = self.file_root()
         if root is None:
-            spec = hashlib.sha256(json.dumps(self.spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            text = json.dumps(self.spec, sort_keys=True, default=str)
+            spec = hashlib.sha256(text.encode()).hexdigest()[:16]
             return [f"{self.type_name}|v{self.version}|{spec}|{item_id}" for item_id in table["id"]]
         prefix = os.path.relpath(root, self.data_root) if self.data_root is not None else str(root)
         prefix = "" if prefix == os.curdir else PurePosixPath(*Path(prefix).parts).as_posix() + "/"
@@ -164,7 +165,7 @@ class Source:
         return keys
 
     def check_cheap(self, table: pd.DataFrame) -> list[tuple[str, str]]:
-        """``(id, reason)`` for files that are missing, empty, not files, too large or without a readable header.
+        """``(id, reason)`` for files missing, empty, not files, too large or without a readable header.
 
         No pixel is decoded (PIL reads the header only), so this is fast enough to run before every
         run; :meth:`find_bad_images` decodes everything. Sources without files return ``[]``.
@@ -254,8 +255,9 @@ class Source:
             value = self.spec.get(key)
             if isinstance(value, str) and value not in ("", ".") and not inside(value):
                 raise PathEscapeError(
-                    f"{self._where()} has {key} {value!r}, which leaves the data root; use a path relative to "
-                    "the data root without '..', or set allow_outside_root: true in the source to read it there."
+                    f"{self._where()} has {key} {value!r}, which leaves the data root; use a path relative "
+                    "to the data root without '..', or set allow_outside_root: true in the source to read it "
+                    "there."
                 )
 
     def resolve(self, relative: str | Path) -> Path:
@@ -278,6 +280,7 @@ def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 __all__ = [
-    "CONVERSIONS", "DECODE_VERSION", "MAX_IMAGE_PIXELS", "TABLE_COLUMNS", "PathEscapeError", "Source", "check_header",
-    "decode_bytes", "decode_file", "inside", "make_table", "open_image", "to_rgb", "to_rgb_info",
+    "CONVERSIONS", "DECODE_VERSION", "MAX_IMAGE_PIXELS", "TABLE_COLUMNS", "PathEscapeError", "Source",
+    "check_header", "decode_bytes", "decode_file", "inside", "make_table", "open_image", "to_rgb",
+    "to_rgb_info",
 ]

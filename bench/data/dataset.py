@@ -46,7 +46,7 @@ def sample_seed(seed: int, epoch: int, row: int) -> int:
 
 @contextmanager
 def seeded(seed: int, numpy: bool = True) -> Iterator[None]:
-    """Run the body with torch's CPU and Python's global RNGs (and NumPy's, with ``numpy``) seeded by ``seed``.
+    """Run the body with torch's CPU and Python's global RNGs (and NumPy's, with ``numpy``) seeded.
 
     The previous states are restored after. Only torch's CPU generator is touched
     (``torch.manual_seed`` would also reseed every GPU, lazily and slowly, from inside a loader running
@@ -82,13 +82,14 @@ class RawDataset(Dataset):
     context. ``decode="gpu"``: JPEG files are returned encoded, for :mod:`bench.data.gpu_decode`.
     """
 
-    def __init__(self, split: ResolvedSplit, transform: Callable, skip: set[int] | None = None, seed: int = 0, *,
-                 tensor_input: bool = False, skip_bad: bool = False, sample_builder: SampleBuilder | None = None,
-                 decode: str = "cpu"):
+    def __init__(self, split: ResolvedSplit, transform: Callable, skip: set[int] | None = None,
+                 seed: int = 0, *, tensor_input: bool = False, skip_bad: bool = False,
+                 sample_builder: SampleBuilder | None = None, decode: str = "cpu"):
         if decode not in DECODES:
             raise ConfigError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}.")
         if decode == "gpu" and sample_builder is not None:
-            raise ConfigError("GPU decoding cannot feed a sample builder (it needs a PIL image); use decode='cpu'.")
+            raise ConfigError("GPU decoding cannot feed a sample builder (it needs a PIL image); "
+                              "use decode='cpu'.")
         self.split = split
         self.transform = transform
         self.seed = seed
@@ -159,7 +160,8 @@ class RawDataset(Dataset):
         return self._blank
 
     # -- samples -----------------------------------------------------------------------------------
-    def _sample(self, row: int, image: torch.Tensor, label: int, valid: bool, kind: int) -> dict[str, torch.Tensor]:
+    def _sample(self, row: int, image: torch.Tensor, label: int, valid: bool,
+                kind: int) -> dict[str, torch.Tensor]:
         return {"image": image, "label": torch.tensor(label, dtype=torch.int64),
                 "index": torch.tensor(row, dtype=torch.int64), "valid": torch.tensor(valid),
                 "conversion": torch.tensor(kind, dtype=torch.int64)}
@@ -202,13 +204,16 @@ class RawDataset(Dataset):
             return self._invalid(row)
         with seeded(seed, numpy=self.sample_builder is not None):
             if self.sample_builder is None:
-                sample = self._sample(row, self.transform(self._as_input(image)), label, True, conversion_index(kind))
+                image = self.transform(self._as_input(image))
+                sample = self._sample(row, image, label, True, conversion_index(kind))
             else:
                 built = self.sample_builder(image, label, extras)
                 images = [self.transform(self._as_input(img)) for img, _ in built]
-                return self._stacked(row, images, [int(lab) for _, lab in built], True, conversion_index(kind))
+                labels = [int(lab) for _, lab in built]
+                return self._stacked(row, images, labels, True, conversion_index(kind))
         if self.decode == "gpu":
-            sample.update(encoded=torch.empty(0, dtype=torch.uint8), seed=torch.tensor(seed, dtype=torch.int64))
+            sample.update(encoded=torch.empty(0, dtype=torch.uint8),
+                          seed=torch.tensor(seed, dtype=torch.int64))
         return sample
 
 

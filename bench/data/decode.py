@@ -71,7 +71,8 @@ def check_size(width: int, height: int, where: str) -> None:
     """Raise :class:`ImageError` when ``width × height`` exceeds :data:`MAX_IMAGE_PIXELS`."""
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageError(
-            f"{where} is {width}x{height} = {width * height:,} pixels, above the limit of {MAX_IMAGE_PIXELS:,} "
+            f"{where} is {width}x{height} = {width * height:,} pixels, above the limit of "
+            f"{MAX_IMAGE_PIXELS:,} "
             f"(a decompression-bomb guard); {_FIX}"
         )
 
@@ -92,7 +93,8 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(arr.astype(np.uint8), mode="L").convert("RGB")
 
 
-def to_rgb_info(img: Image.Image, stored_16bit: bool = False, animated: bool = False) -> tuple[Image.Image, str]:
+def to_rgb_info(img: Image.Image, stored_16bit: bool = False,
+                animated: bool = False) -> tuple[Image.Image, str]:
     """Convert a loaded image of any mode to 8-bit RGB by the module's rules; return it and the kind.
 
     ``stored_16bit`` and ``animated`` say what the file held (known only before decoding; see
@@ -137,8 +139,8 @@ def _open(fp, where: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{where} is above the limit of {MAX_IMAGE_PIXELS:,} pixels, a decompression-bomb guard "
-                         f"(PIL: {err}); {_FIX}") from err
+        raise ImageError(f"{where} is above the limit of {MAX_IMAGE_PIXELS:,} pixels, a decompression-bomb "
+                         f"guard (PIL: {err}); {_FIX}") from err
     try:
         check_size(*img.size, where)
     except ImageError:

@@ -190,7 +190,7 @@ class FolderSource(Source):
         return self._listing(split, subsets)[0].copy()
 
     def ignored_files(self, split: str, subsets: list[str] | None = None) -> dict[str, list[str]]:
-        """Files below the listed directories of ``split`` that were not read, by reason (paths below ``root``)."""
+        """Files below the listed directories of ``split`` not read, by reason (paths below ``root``)."""
         return {reason: list(paths) for reason, paths in self._listing(split, subsets)[1].items()}
 
     def file_root(self) -> Path:

@@ -73,7 +73,9 @@ class HFSource(Source):
     # -- opening --------------------------------------------------------------------------------
     def _local_path(self) -> Path | None:
         loader = self.spec["loader"]
-        if loader == "hub" or (self.data_root is None and loader is None and not Path(self.spec["path"]).is_absolute()):
+        if loader == "hub":
+            return None
+        if self.data_root is None and loader is None and not Path(self.spec["path"]).is_absolute():
             return None
         path = self.resolve(self.spec["path"])  # an explicit local loader without a data root: a clear error
         if loader in ("disk", "imagefolder", "parquet") and not path.is_dir():
@@ -249,7 +251,7 @@ class HFSource(Source):
         return bad
 
     def item_keys(self, table: pd.DataFrame) -> list[str]:
-        """``hf|<dataset fingerprint>|<dataset split>|<row>`` per row (the fingerprint changes with the data)."""
+        """``hf|<dataset fingerprint>|<dataset split>|<row>`` per row (the fingerprint follows the data)."""
         keys, fingerprints = [], {}
         for item_id in table["id"]:
             split, _, index = item_id.rpartition("/")

@@ -163,8 +163,9 @@ class ManifestSource(Source):
             where = ", ".join(sorted(table.loc[table["group"] == example, "subset"].unique()))
             table["group"] = table["subset"] + "/" + table["group"]
             self.notes.append(
-                f"{self._where()}: {len(shared)} video id(s) in {path} repeat across subsets (e.g. {example!r} in "
-                f"{where}), so every video id was qualified by its subset ('<subset>/<group>')."
+                f"{self._where()}: {len(shared)} video id(s) in {path} repeat across subsets (e.g. "
+                f"{example!r} in {where}), so every video id was qualified by its subset "
+                "('<subset>/<group>')."
             )
         labels = table.groupby("group")["label"].nunique()
         mixed = labels[labels > 1]
@@ -196,7 +197,7 @@ class ManifestSource(Source):
         )
 
     def extras(self, item_id: str) -> dict[str, Any]:
-        """``{"landmarks": float32 [K, 2] array}`` when the manifest's ``landmarks`` cell is set, else ``{}``."""
+        """``{"landmarks": float32 [K, 2] array}`` when the row's ``landmarks`` cell is set, else ``{}``."""
         _ = self.table  # reading the manifest fills the landmarks map
         rel = self._landmarks.get(item_id)
         if rel is None:
@@ -205,7 +206,8 @@ class ManifestSource(Source):
         try:
             points = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
-            raise ImageError(f"{path} (landmarks of {item_id}) cannot be read ({type(err).__name__}: {err})") from err
+            raise ImageError(f"{path} (landmarks of {item_id}) cannot be read "
+                             f"({type(err).__name__}: {err})") from err
         if points.ndim != 2 or points.shape[1] != 2 or not np.issubdtype(points.dtype, np.number):
             raise ImageError(f"{path} (landmarks of {item_id}) holds a {points.dtype} array of shape "
                              f"{points.shape}; expected numbers of shape [K, 2].")

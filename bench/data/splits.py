@@ -72,7 +72,8 @@ def build_source(proto: Protocol, name: str, data_root: Path | None) -> Source:
     spec = dict(spec)
     about = spec.pop("about", None)
     if "type" not in spec:
-        raise ConfigError(f"Protocol {proto.name!r} source {name!r} has no `type` (one of {', '.join(SOURCES.names())}).")
+        raise ConfigError(f"Protocol {proto.name!r} source {name!r} has no `type` "
+                          f"(one of {', '.join(SOURCES.names())}).")
     source = SOURCES.get(spec["type"])(name, spec, data_root)
     source.about = about or {}
     return source
@@ -94,12 +95,13 @@ def missing_data_message(source: Source, err: DataError) -> str:
 
 
 def natural_key(text: str) -> tuple:
-    """Sort key that orders digit runs by value: ``2.png`` before ``10.png`` (frame names are often unpadded)."""
-    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text))
+    """Sort key ordering digit runs by value: ``2.png`` before ``10.png`` (frame names are often unpadded)."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in parts)
 
 
 def _every_nth_frame(table: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Keep ``k`` frames per group, evenly spaced over the group's frames in natural id order (all when fewer)."""
+    """Keep ``k`` frames per group, evenly spaced over its frames in natural id order (all when fewer)."""
     keep = []
     for _, frames in table.groupby("group", sort=True):
         positions = np.unique(np.linspace(0, len(frames) - 1, num=min(k, len(frames))).round().astype(int))

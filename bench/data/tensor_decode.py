@@ -35,7 +35,8 @@ def quiet_torchvision_io() -> Iterator[None]:
     The codecs still work; the notice would otherwise be repeated for every image in a test run.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The image decoding and encoding",
+                                category=DeprecationWarning)
         yield
 
 
@@ -63,7 +64,7 @@ def fast_kind(data: bytes | bytearray, where: str) -> tuple[str, str] | None:
 
 
 def read_bytes(path: str | Path) -> bytearray:
-    """The bytes of ``path`` in a writable buffer (``torch.frombuffer`` needs one to share it without copying)."""
+    """The bytes of ``path`` in a writable buffer (``torch.frombuffer`` shares those without copying)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:

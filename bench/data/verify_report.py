@@ -79,8 +79,8 @@ def format_report(report: VerifyReport, limit: int | None = None) -> str:
     section("Files left out (not read)", ignored)
     section("Errors", report.errors)
     section("Unreadable files", [reason for _, _, reason in report.bad_files])
-    section("Duplicate files", [
-        f"{s}:{i} = {s2}:{i2}" + ("" if same else " (labelled differently)") for s, i, s2, i2, same in report.duplicates])
+    section("Duplicate files", [f"{s}:{i} = {s2}:{i2}" + ("" if same else " (labelled differently)")
+                                for s, i, s2, i2, same in report.duplicates])
     section("Videos with fewer frames than frames_per_group", [
         f"{split} {group}: {n} of {k}" for split, group, n, k in report.short_videos])
     found = problems(report)
@@ -123,7 +123,8 @@ def failure_message(report: VerifyReport, directory: str | Path | None = None) -
     if not found:
         return None
     if len(found) <= INLINE:
-        return f"{len(found)} problem(s) make this data unusable: " + "; ".join(p.rstrip(".") for p in found) + "."
+        listed = "; ".join(p.rstrip(".") for p in found)
+        return f"{len(found)} problem(s) make this data unusable: {listed}."
     counts = ", ".join(f"{len(items)} {kind}" for kind, items in kinds.items())
     try:
         where = f"the full list is in {write_problem_list(report, directory)}"

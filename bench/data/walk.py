@@ -1,4 +1,4 @@
-"""Listing a directory tree for the ``folder`` source: symbolic links followed safely, nothing dropped silently.
+"""Listing a directory tree for the ``folder`` source: links followed safely, nothing dropped silently.
 
 Symbolic links inside the tree are followed (data roots assembled from links keep working), but
 a link to a directory on its own path (``loop -> ..``, ``self -> .``) is a :class:`DataError`
@@ -53,7 +53,8 @@ class TreeWalk:
     def _loop(self, link: Path | str, real: str) -> DataError:
         return DataError(
             f"{self.where}: {link} is a symbolic link to {real}, a directory on its own path, so the tree "
-            "would be listed forever (or its images counted twice, some under the wrong label); remove the link."
+            "would be listed forever (or its images counted twice, some under the wrong label); remove the "
+            "link."
         )
 
     def subdirs(self, path: Path, chain: tuple[str, ...]) -> list[str]:
@@ -80,7 +81,7 @@ class TreeWalk:
 
     # -- walking ---------------------------------------------------------------------------------
     def images(self, path: Path, chain: tuple[str, ...] | None = None) -> list[Path]:
-        """Every image below ``path`` (sorted), following links; other files are counted in :attr:`ignored`."""
+        """Every image below ``path`` (sorted), following links; other files are counted in ``ignored``."""
         out = []
         stack = [(path, chain or self.chain(path))]
         while stack:
@@ -92,7 +93,7 @@ class TreeWalk:
                 if entry.name.startswith("."):
                     self.ignored["hidden"].append(self.rel(entry.path))
                 elif entry.is_dir():
-                    real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(chain[-1], entry.name)
+                    real = self._real(entry, chain)
                     if real in chain:
                         raise self._loop(entry.path, real)
                     subdirs.append((Path(entry.path), (*chain, real)))
@@ -103,11 +104,15 @@ class TreeWalk:
                     self.ignored[f"extension {ext!r} not read" if ext else "no extension"].append(
                         self.rel(entry.path))
                 else:
-                    real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(chain[-1], entry.name)
-                    self._once(real, entry.path)
+                    self._once(self._real(entry, chain), entry.path)
                     out.append(Path(entry.path))
             stack.extend(reversed(subdirs))
         return out
+
+    @staticmethod
+    def _real(entry: os.DirEntry, chain: tuple[str, ...]) -> str:
+        """The real path of a directory entry: resolved for a link, else its real directory plus its name."""
+        return os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(chain[-1], entry.name)
 
     def _once(self, real: str, path: str) -> None:
         """Refuse a real file reached a second time in this listing."""
@@ -115,6 +120,6 @@ class TreeWalk:
         first = self._seen.setdefault(real, rel)
         if first != rel:
             raise DataError(
-                f"{self.where}: {first} and {rel} are the same file ({real}), reached twice through a symbolic "
-                "link; a split may hold each image once, so remove one of the links."
+                f"{self.where}: {first} and {rel} are the same file ({real}), reached twice through a "
+                "symbolic link; a split may hold each image once, so remove one of the links."
             )

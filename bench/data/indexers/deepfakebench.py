@@ -112,8 +112,9 @@ def index_deepfakebench(root: Path, json: list[Path] | Path | str, compression: 
     if not rows:
         raise DataError(f"{', '.join(map(str, files))} list no frames at compression {compression!r}.")
     if not mapper.found:
-        raise DataError(f"None of the frames listed in {', '.join(map(str, files))} exists under {root}; ROOT must be "
-                        "the dataset's directory inside DeepfakeBench's rgb folder (e.g. datasets/rgb/FaceForensics++).")
+        raise DataError(f"None of the frames listed in {', '.join(map(str, files))} exists under {root}; ROOT "
+                        "must be the dataset's directory inside DeepfakeBench's rgb folder (e.g. "
+                        "datasets/rgb/FaceForensics++).")
     for rel in sorted(rows):
         label, split = rows[rel]
         video_dir = PurePosixPath(rel).parent.as_posix()

@@ -42,8 +42,10 @@ def index_forensynths(root: Path) -> Iterator[Row]:
     """
     splits = [s for s in ("train", "val", "test") if (root / s).is_dir()]
     if not splits:
-        hint = "".join(_looks_like(root / d, lambda p: any((p / s).is_dir() for s in ("train", "val", "test")))
-                       for d in subdirs(root)[:50])
+        def has_splits(p: Path) -> bool:
+            return any((p / s).is_dir() for s in ("train", "val", "test"))
+
+        hint = "".join(_looks_like(root / d, has_splits) for d in subdirs(root)[:50])
         raise DataError(f"{root} has no train, val or test folder; the ForenSynths layout is "
                         "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png." + hint)
     for split in splits:
@@ -57,7 +59,7 @@ def index_forensynths(root: Path) -> Iterator[Row]:
 
 
 def _looks_like(path: Path, test) -> str:
-    """A hint naming ``path`` when it passes ``test`` (it has the layout: ROOT was given one level too high)."""
+    """A hint naming ``path`` when it passes ``test`` (it has the layout: ROOT was one level too high)."""
     return f" {path} looks like the dataset folder: pass it as ROOT." if test(path) else ""
 
 
@@ -77,8 +79,10 @@ def index_univfd_diffusion(root: Path) -> Iterator[Row]:
     labelled = {f: [d for d in subdirs(root / f) if d in LABEL_DIRS] for f in folders}
     bad = [f for f in folders if not labelled[f] and not images_in(root / f)]
     if bad:
-        hint = "".join(_looks_like(root / f, lambda p: any(set(subdirs(p / d)) & set(LABEL_DIRS) for d in subdirs(p)))
-                       for f in bad)
+        def generators(p: Path) -> bool:
+            return any(set(subdirs(p / d)) & set(LABEL_DIRS) for d in subdirs(p))
+
+        hint = "".join(_looks_like(root / f, generators) for f in bad)
         raise DataError(f"{root / bad[0]} holds neither 0_real/1_fake folders nor images, so {root} is not "
                         f"UnivFD's diffusion_datasets folder (expected {layout}).{hint}")
     for subset in folders:
@@ -86,8 +90,8 @@ def index_univfd_diffusion(root: Path) -> Iterator[Row]:
         for rel in walk_images(root / subset):
             label = _label_from_dirs(rel)
             if label is None and labelled[subset]:
-                raise DataError(f"{root / subset / rel} is outside the 0_real/1_fake folders of {root / subset}; "
-                                "move or remove it, so that no image is labelled by guess.")
+                raise DataError(f"{root / subset / rel} is outside the 0_real/1_fake folders of "
+                                f"{root / subset}; move or remove it, so that no image is labelled by guess.")
             yield Row(f"{subset}/{rel}", default if label is None else label, "test", subset)
 
 
@@ -106,12 +110,14 @@ def _genimage_dirs(root: Path) -> Iterator[tuple[str, str]]:
         if _has_splits(root / top):
             yield GENIMAGE_NAMES.get(top.lower(), top.lower()), top
             continue
-        inner = [d for d in subdirs(root / top) if _has_splits(root / top / d) and d.lower().startswith("imagenet")]
+        inner = [d for d in subdirs(root / top)
+                 if _has_splits(root / top / d) and d.lower().startswith("imagenet")]
         if not inner:
             hint = _looks_like(root / top, lambda p: any(
-                _has_splits(p / d) or any(_has_splits(p / d / e) for e in subdirs(p / d)) for d in subdirs(p)))
-            raise DataError(f"{root / top} is not a GenImage generator folder ({layout}), so {root} is not the "
-                            f"GenImage folder; remove the stray folder or pass the right ROOT.{hint}")
+                _has_splits(p / d) or any(_has_splits(p / d / e) for e in subdirs(p / d))
+                for d in subdirs(p)))
+            raise DataError(f"{root / top} is not a GenImage generator folder ({layout}), so {root} is not "
+                            f"the GenImage folder; remove the stray folder or pass the right ROOT.{hint}")
         for name in inner:
             subset = GENIMAGE_NAMES.get(top.lower()) or GENIMAGE_NAMES.get(name.lower(), top.lower())
             yield subset, f"{top}/{name}"
@@ -122,8 +128,9 @@ def _check_labels(root: Path, folder: str) -> None:
     for split in ("train", "val"):
         found = subdirs(root / folder / split)
         if (root / folder / split).is_dir() and not set(found) & set(GENIMAGE_LABELS):
-            raise DataError(f"{root / folder / split} holds {', '.join(found) or 'nothing'} instead of ai and "
-                            "nature folders; GenImage's layout is <generator>/[imagenet_*/]{train,val}/{ai,nature}/*.")
+            raise DataError(f"{root / folder / split} holds {', '.join(found) or 'nothing'} instead of ai "
+                            "and nature folders; GenImage's layout is "
+                            "<generator>/[imagenet_*/]{train,val}/{ai,nature}/*.")
 
 
 def index_genimage(root: Path) -> Iterator[Row]:
