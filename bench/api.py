@@ -171,7 +171,7 @@ def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool) -> dic
     for split in splits.values():
         for source_name, source in split.sources.items():
             rows = split.table.index[split.table["source"] == source_name]
-            check = source.find_bad_images if full or not hasattr(source, "check_cheap") else source.check_cheap
+            check = source.find_bad_images if full else source.check_cheap
             for item_id, reason in check(split.table.loc[rows]):
                 row = int(rows[split.table.loc[rows, "id"].tolist().index(item_id)])
                 bad.setdefault(split.name, set()).add(row)

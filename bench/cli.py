@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="decode every image before the run (default: cheap checks; bad images found later "
                           "stop the run or, with --skip-bad-images, are skipped and recorded)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run directory from its last epoch")
+    run.add_argument("--decode", choices=["cpu", "gpu"], default="cpu",
+                     help="where JPEG files are decoded: cpu (loader workers) or gpu (nvjpeg, CUDA only)")
     run.add_argument("--no-cache", action="store_true",
                      help="compute frozen features afresh instead of reusing them from $BENCH_CACHE")
     run.add_argument("--max-steps", type=int, help="stop training after N steps (marks the run partial)")

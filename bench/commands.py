@@ -52,7 +52,7 @@ def _options(args: argparse.Namespace, batch_size: int | None = None, max_steps:
 
     return RunnerOptions(batch_size=batch_size or args.batch_size, workers=args.workers, precision=args.precision,
                          cpu=args.cpu, max_steps=max_steps if max_steps is not None else args.max_steps,
-                         threads=args.threads, cache=not args.no_cache,
+                         threads=args.threads, cache=not args.no_cache, decode=args.decode,
                          skip_bad_images=args.skip_bad_images if skip_bad_images is None else skip_bad_images)
 
 
@@ -194,7 +194,7 @@ def _data_verify(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from bench.api import data_root_from
-    from bench.data.verify import format_report, problems, verify_protocol
+    from bench.data.verify import failure_message, format_report, verify_protocol
 
     bar = tqdm(desc="verify", unit="file", leave=False)
 
@@ -206,9 +206,9 @@ def _data_verify(args: argparse.Namespace) -> None:
                              progress=progress, hash_files=not args.no_hash)
     bar.close()
     print(format_report(report))
-    found = problems(report)
-    if found:
-        raise BenchError(f"{len(found)} problem(s) make this data unusable: {found[0]}")
+    message = failure_message(report)
+    if message:
+        raise BenchError(message)
 
 
 def _data_synth(args: argparse.Namespace) -> None:

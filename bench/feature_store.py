@@ -17,6 +17,8 @@ import torch
 
 from bench.cache import FeatureCache, Lookup
 
+_CODES = " (conversions)"
+
 
 @dataclass
 class Wanted:
@@ -50,21 +52,20 @@ class FeatureStore:
 
     def lookup(self, detector, split, transform) -> tuple[Lookup, Wanted]:
         """The cached features of ``split``'s rows (a miss for every row when keys are unavailable)."""
-        from bench.data import base
+        from bench.data.decode import DECODE_VERSION
 
         identity = self.identity(detector)
-        keys = item_keys(split) if identity is not None else None
-        n = len(split.table)
-        if keys is None:
-            return Lookup(None, torch.zeros(n, dtype=torch.bool)), Wanted("", "", [])
+        if identity is None:
+            return Lookup(None, torch.zeros(len(split.table), dtype=torch.bool)), Wanted("", "", [])
+        keys = item_keys(split)
         parts = {**identity, "detector": f"{type(detector).__module__}.{type(detector).__qualname__}",
                  "transform": repr(transform), "tensor_input": bool(detector.tensor_input),
-                 "decode_version": getattr(base, "DECODE_VERSION", "1"), "precision": self.precision}
+                 "decode_version": DECODE_VERSION, "precision": self.precision}
         wanted = Wanted(self.cache.namespace(parts), self.cache.namespace({**parts, "what": "conversion codes"}),
                         keys)
         found = self.cache.lookup(wanted.namespace, keys, split=split.name)
         if found.features is not None:
-            codes = self.cache.lookup(wanted.codes_namespace, keys, split=f"{split.name} (conversions)")
+            codes = self.cache.lookup(wanted.codes_namespace, keys, split=split.name + _CODES)
             if codes.features is not None:
                 rows = torch.nonzero(codes.found & found.found).flatten().tolist()
                 wanted.codes = {r: int(codes.features[r, 0]) for r in rows}
@@ -85,17 +86,17 @@ class FeatureStore:
         self.cache.store(wanted.codes_namespace, keys, codes)
 
     def report(self) -> dict[str, Any]:
-        """Hits and misses per split, for results.json."""
-        return self.cache.report()
+        """Image-level hits and misses per split, for results.json (conversion-record lookups not counted)."""
+        splits = {k: v for k, v in self.cache.report()["splits"].items() if not k.endswith(_CODES)}
+        return {"enabled": True, "hits": sum(v["hits"] for v in splits.values()),
+                "misses": sum(v["misses"] for v in splits.values()), "splits": splits}
 
 
-def item_keys(split) -> list[str] | None:
-    """One identity/content key per row of ``split`` (None when a source cannot name its images)."""
+def item_keys(split) -> list[str]:
+    """One identity/content key per row of ``split`` (its source's key, plus the row's perturbations)."""
     table = split.table
     keys: list[str | None] = [None] * len(table)
     for name, source in split.sources.items():
-        if not hasattr(source, "item_keys"):
-            return None
         rows = [i for i, s in enumerate(table["source"].tolist()) if s == name]
         sub = table.iloc[rows]
         for row, key in zip(rows, source.item_keys(sub)):

@@ -51,16 +51,17 @@ def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: 
 
 def data_record(split: ResolvedSplit, absent: dict[str, set[int]], conversions: dict[str, dict[int, int]]) -> dict:
     """One split: counts, fingerprint, number of videos, skipped images, notes and image conversions by kind."""
-    from bench.data import base
+    from bench.data import decode
 
     n_real, n_fake = split.counts()
     table = split.table
     record = {"fingerprint": split.fingerprint, "n": len(table), "n_real": n_real, "n_fake": n_fake,
-              "skipped": len(absent.get(split.name, ())), "notes": list(split.notes)}
+              "skipped": len(absent.get(split.name, ())), "notes": list(split.notes),
+              "left_out_files": {reason: len(paths) for reason, paths in getattr(split, "ignored", {}).items()}}
     if (table["group"] != table["id"]).any():
         record["n_videos"] = int((table["source"] + ":" + table["group"]).nunique())
     codes = pd.Series(list(conversions.get(split.name, {}).values()), dtype="int64")
-    names = getattr(base, "CONVERSIONS", ("none",))
+    names = decode.CONVERSIONS
     record["conversions"] = {names[c] if c < len(names) else str(c): int(n)
                              for c, n in codes[codes != 0].value_counts().sort_index().items()}
     return record

@@ -22,12 +22,13 @@ from tqdm.auto import tqdm
 
 from bench import training
 from bench.checks import require_finite
-from bench.data.dataset import RawDataset
+from bench.data.dataset import RawDataset, collate_samples
+from bench.data.gpu_decode import apply_gpu_decode, collate_encoded
 from bench.data.splits import ResolvedSplit
 from bench.detector import Detector, FeatureSet
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError, ImageError
 from bench.feature_store import FeatureStore
-from bench.loading import make_loader, resolve_workers
+from bench.loading import EpochSampler, make_loader, resolve_workers
 from bench.metrics import compute_metrics
 
 PRECISIONS = ("no", "bf16", "fp16")
@@ -50,6 +51,8 @@ class RunnerOptions:
     skip_bad_images: bool = False
     #: Reuse frozen features across runs (``$BENCH_CACHE``); False is ``--no-cache``.
     cache: bool = True
+    #: "cpu" (loader workers decode) or "gpu" (JPEG files decoded on the GPU with nvjpeg).
+    decode: str = "cpu"
     #: Rows of each split to leave out (bad images found before the run with --check-images).
     skip: dict[str, set[int]] = field(default_factory=dict)
 
@@ -69,6 +72,46 @@ def resolve_precision(requested: str | None, cpu: bool) -> str:
     return precision
 
 
+def _from_worker(err: BenchError) -> BenchError:
+    """One sentence for a data error raised in a loader worker (torch wraps it with the worker's traceback)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    if isinstance(err, ImageError):
+        text = (f"{text.rstrip('.')}; pass --skip-bad-images to leave undecodable images out (counted in the "
+                f"results), or --check-images to list every bad file before the run.")
+    return type(err)(text)
+
+
+#: Tests run the --decode gpu flow on the CPU (torchvision decodes JPEG there too).
+_CPU_DECODE_TEST = os.environ.get("BENCH_TEST_CPU_DECODE") == "1"
+
+
+class Batches:
+    """A prepared loader whose batches are finished on the device: GPU-decoded rows decoded there."""
+
+    def __init__(self, loader, dataset: RawDataset, transform, device, decode: str):
+        self.loader, self.dataset, self.transform, self.device, self.decode = loader, dataset, transform, device, decode
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        try:
+            yield from self._batches()
+        except BenchError as err:
+            raise _from_worker(err) from None
+
+    def _batches(self):
+        for batch in self.loader:
+            if self.decode == "gpu":
+                batch = apply_gpu_decode(batch, self.device, self.transform, describe=self.dataset.describe,
+                                         skip_bad=self.dataset.skip_bad)
+                batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                         for k, v in batch.items()}
+            yield batch
+
+
 class Runner:
     """Fits a detector under a budget with validation-based selection, then predicts scores."""
 
@@ -84,10 +127,15 @@ class Runner:
         self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=self.precision,
                                        dataloader_config=DataLoaderConfiguration(split_batches=True,
                                                                                  non_blocking=not use_cpu))
+        if opts.decode not in ("cpu", "gpu"):
+            raise ConfigError(f"--decode {opts.decode!r} must be cpu or gpu.")
+        if opts.decode == "gpu" and self.accelerator.device.type != "cuda" and not _CPU_DECODE_TEST:
+            raise ConfigError("--decode gpu needs a CUDA device (nvjpeg); this run is on the CPU, use --decode cpu.")
         if opts.batch_size % self.accelerator.num_processes:
             raise ConfigError(f"--batch-size {opts.batch_size} must be divisible by the number of processes "
                               f"({self.accelerator.num_processes}); the global batch is split across them.")
         self.seed, self.name = seed, detector_name
+        self.started = time.perf_counter()
         set_seed(seed)
         self.log: list[dict[str, Any]] = []
         #: Rows left out per split (decode failures during the run, with --skip-bad-images).
@@ -104,16 +152,31 @@ class Runner:
         return self.accelerator.is_main_process
 
     # -- loaders and bookkeeping ------------------------------------------------------------------
-    def loader(self, split: ResolvedSplit, transform, shuffle: bool, stream: int = 0, skip: set[int] | None = None):
-        """A prepared loader over ``split`` (see :mod:`bench.loading`); ``skip``: rows to leave out."""
-        skip = self.opts.skip.get(split.name) if skip is None else skip
-        dataset = RawDataset(split, transform, skip, seed=self.seed)
-        n_batches = len(dataset) // self.opts.batch_size
-        workers = resolve_workers(self.opts.workers, self.accelerator.state.num_processes, n_batches)
+    def loader(self, split: ResolvedSplit, detector: Detector, train: bool, shuffle: bool | None = None,
+               stream: int = 0, skip: set[int] | None = None) -> tuple[Batches, EpochSampler]:
+        """A prepared loader over ``split`` with ``detector``'s transform (see :mod:`bench.loading`).
+
+        Training loaders use the detector's sample builder, if any, and leave the split's fakes
+        out for detectors that make their own (``uses_train_fakes = False``). ``skip``: rows to
+        leave out (default: the pre-run check's bad files).
+        """
+        transform = detector.transform(train=train)
+        skip = set(self.opts.skip.get(split.name, ())) if skip is None else set(skip)
+        builder = detector.train_sample_builder() if train else None
+        if train and not detector.uses_train_fakes:
+            skip |= set(np.flatnonzero(split.table["label"].to_numpy() == 1).tolist())
+        decode = "cpu" if builder is not None else self.opts.decode
+        dataset = RawDataset(split, transform, skip, seed=self.seed, tensor_input=detector.tensor_input,
+                             skip_bad=self.opts.skip_bad_images, sample_builder=builder, decode=decode)
+        workers = resolve_workers(self.opts.workers, self.accelerator.state.num_processes,
+                                  len(dataset) // self.opts.batch_size)
         self.workers_used[split.name] = workers
-        loader = make_loader(dataset, self.opts.batch_size, shuffle=shuffle, seed=self.seed, stream=stream,
-                             workers=workers, pin_memory=self.accelerator.device.type == "cuda")
-        return self.accelerator.prepare_data_loader(loader), loader.sampler
+        collate = collate_samples if builder is not None else collate_encoded if decode == "gpu" else None
+        loader = make_loader(dataset, self.opts.batch_size, shuffle=train if shuffle is None else shuffle,
+                             seed=self.seed, stream=stream, workers=workers, collate_fn=collate,
+                             pin_memory=self.accelerator.device.type == "cuda")
+        prepared = self.accelerator.prepare_data_loader(loader, device_placement=decode != "gpu")
+        return Batches(prepared, dataset, transform, self.accelerator.device, decode), loader.sampler
 
     def _bar(self, iterable, desc: str, total: int | None = None):
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True,
@@ -180,7 +243,7 @@ class Runner:
                 scores = detector.classify_features(feats.to(self.accelerator.device)).float().cpu()
             return self._checked(scores, split, "scores")
         model = self.accelerator.prepare_model(detector, evaluation_mode=True)
-        loader, _ = self.loader(split, detector.transform(train=False), False)
+        loader, _ = self.loader(split, detector, train=False)
         return self._checked(self._scores(model, loader, split, f"predict {split.name}"), split, "scores")
 
     def val_metrics(self, model, loader, split: ResolvedSplit, names: list[str]) -> dict[str, float]:
@@ -220,7 +283,7 @@ class Runner:
         skip = set(self.opts.skip.get(split.name, ()))
         if found is not None:
             skip |= {i for i, hit in enumerate(found.found.tolist()) if hit}
-        loader, _ = self.loader(split, transform, False, skip=skip)
+        loader, _ = self.loader(split, detector, train=False, skip=skip)
         feats = self._scores(model, loader, split, f"features {split.name}", fn=detector.features)
         if found is not None and found.features is not None:
             feats = torch.where(found.found[:, None], found.features, feats)

@@ -9,6 +9,7 @@ augmentation are functions of (seed, epoch, row) alone, and every random stream 
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,8 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
                  epochs_budget: int | None, steps_budget: int | None, run_dir: Path | None) -> dict[str, Any]:
     """Train under the budget, validate after every epoch, keep the epoch ``select`` prefers."""
     acc, opts = runner.accelerator, runner.opts
-    train_loader, sampler = runner.loader(train, detector.transform(train=True), shuffle=True)
-    val_loader, _ = runner.loader(val, detector.transform(train=False), shuffle=False)
+    train_loader, sampler = runner.loader(train, detector, train=True)
+    val_loader, _ = runner.loader(val, detector, train=False)
     wanted = getattr(detector.cfg, "epochs", 1)
     epochs = min(wanted, epochs_budget or wanted)
     per_epoch = len(sampler) // opts.batch_size
@@ -71,6 +72,9 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
                 scheduler.step()
             step += 1
             guard.check(step, out)
+            if step == 1:
+                runner.log.append({"event": "first_step", "unix_time": round(time.time(), 3),
+                                   "seconds_since_runner": round(time.perf_counter() - runner.started, 3)})
             runner.log.append({"epoch": epoch, "step": step, **{k: float(v) for k, v in out.items()}})
             if step >= total:
                 break
@@ -105,7 +109,7 @@ def warm_up(runner: Runner, detector: Detector, train: ResolvedSplit, ctx: StepC
     wanted = int(detector.warmup_batches or 0)
     if wanted <= 0:
         return
-    loader, sampler = runner.loader(train, detector.transform(train=True), shuffle=True, stream=1)
+    loader, sampler = runner.loader(train, detector, train=True, stream=1)
     ctx.model.train()
     done, epoch = 0, 0
     while done < wanted:

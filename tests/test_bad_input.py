@@ -297,10 +297,11 @@ def test_interrupt_leaves_an_incomplete_run_and_one_line(capsys, tiny_protocol, 
 
     monkeypatch.setattr(runner.Runner, "predict", interrupted)
     with pytest.raises(SystemExit) as stopped:
-        main(["run", "--protocol", str(tiny_protocol), "--detector", "clip_linear", "--out", str(tmp_path), *TINY])
+        main(["run", "--protocol", str(tiny_protocol), "--detector", "clip_linear", "--out", str(tmp_path / "runs"),
+              *TINY])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert stopped.value.code == 130 and err.startswith("interrupted:") and "Traceback" not in err
-    (run_dir,) = list(tmp_path.glob("*/*/*"))
+    (run_dir,) = list((tmp_path / "runs").glob("*/*/*"))
     assert (run_dir / "INCOMPLETE").exists() and not (run_dir / "results.json").exists()
     from bench.errors import BenchError
     from bench.results import read_results

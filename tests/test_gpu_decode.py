@@ -12,7 +12,13 @@ from torch.utils.data import DataLoader
 from bench.data.dataset import RawDataset
 from bench.data.decode import CONVERSIONS
 from bench.data.folder import FolderSource
-from bench.data.gpu_decode import GPU_TOLERANCE, apply_gpu_decode, collate_encoded, decode_batch_gpu
+from bench.data.gpu_decode import (
+    GPU_TOLERANCE,
+    apply_gpu_decode,
+    collate_encoded,
+    decode_batch_gpu,
+    unpack_encoded,
+)
 from bench.data.photos import load_photo
 from bench.data.splits import ResolvedSplit
 from bench.detector import DataConfig
@@ -59,7 +65,8 @@ def test_batch_flow_equals_the_cpu_path(split, train):
     cpu = RawDataset(split, transform, {5}, seed=3, tensor_input=True)
     gpu = RawDataset(split, transform, {5}, seed=3, decode="gpu")
     batch = next(iter(DataLoader(gpu, batch_size=5, collate_fn=collate_encoded)))
-    assert isinstance(batch["encoded"], list) and batch["seed"].dtype == torch.int64
+    assert batch["encoded"].dtype == torch.uint8 and batch["encoded"].ndim == 1  # one flat tensor per batch
+    assert len(batch["encoded_sizes"]) == 5 and batch["seed"].dtype == torch.int64
     # torchvision's CPU decoder runs the same flow here; the CUDA test below swaps in nvjpeg.
     done = apply_gpu_decode(batch, "cpu", transform, describe=gpu.describe)
     expected = torch.stack([cpu[i]["image"] for i in range(5)])
@@ -69,8 +76,9 @@ def test_batch_flow_equals_the_cpu_path(split, train):
 def test_undecodable_encoded_rows_are_named_or_masked(split):
     transform = build_transform(CFG, train=False)
     data = RawDataset(split, transform, {5}, decode="gpu")
-    batch = collate_encoded([data[0], data[1]])
-    batch["encoded"][1] = batch["encoded"][1][:200].clone()  # cut inside the scan, as a broken disk would
+    first, second = data[0], data[1]
+    second["encoded"] = second["encoded"][:200].clone()  # cut inside the scan, as a broken disk would
+    batch = collate_encoded([first, second])
     with pytest.raises(ImageError, match="b_grey.jpg cannot be decoded on cpu"):
         apply_gpu_decode(batch, "cpu", transform, describe=data.describe)
     done = apply_gpu_decode(batch, "cpu", transform, describe=data.describe, skip_bad=True)
@@ -86,10 +94,11 @@ def test_nvjpeg_matches_the_cpu_decoder_within_tolerance(split):
     transform = build_transform(CFG, train=False)
     data = RawDataset(split, transform, {5}, decode="gpu")
     batch = collate_encoded([data[i] for i in range(5)])
-    rows = [k for k, e in enumerate(batch["encoded"]) if e.numel()]
+    encoded = unpack_encoded(batch)
+    rows = [k for k, e in enumerate(encoded) if e.numel()]
     for k in rows:
-        cpu = decode_jpeg(batch["encoded"][k], mode=ImageReadMode.RGB).float()
-        gpu = decode_jpeg(batch["encoded"][k], mode=ImageReadMode.RGB, device="cuda").cpu().float()
+        cpu = decode_jpeg(encoded[k], mode=ImageReadMode.RGB).float()
+        gpu = decode_jpeg(encoded[k], mode=ImageReadMode.RGB, device="cuda").cpu().float()
         assert (cpu - gpu).abs().mean() < GPU_TOLERANCE
     done = apply_gpu_decode(batch, "cuda", transform, describe=data.describe)
     assert done["image"].is_cuda

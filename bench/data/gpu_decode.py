@@ -35,11 +35,25 @@ from bench.errors import ImageError
 GPU_TOLERANCE = 2.0
 
 
-def collate_encoded(batch: list[dict[str, Tensor]]) -> dict[str, Tensor | list[Tensor]]:
-    """``collate_fn`` for ``decode="gpu"`` datasets: ``encoded`` stays a list, other keys are stacked."""
+def collate_encoded(batch: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """``collate_fn`` for ``decode="gpu"`` datasets: the encoded files are packed into one flat uint8
+    tensor (``encoded``) with their lengths (``encoded_sizes``); other keys are stacked.
+
+    One tensor per batch rather than one per file: loader workers hand every tensor over through
+    shared memory, and hundreds of small ones per batch exhaust file descriptors.
+    """
     out = default_collate([{k: v for k, v in sample.items() if k != "encoded"} for sample in batch])
-    out["encoded"] = [sample["encoded"] for sample in batch]
+    out["encoded"] = torch.cat([sample["encoded"] for sample in batch])
+    out["encoded_sizes"] = torch.tensor([len(sample["encoded"]) for sample in batch], dtype=torch.int64)
     return out
+
+
+def unpack_encoded(batch: dict) -> list[Tensor]:
+    """The per-file byte tensors of a batch made by :func:`collate_encoded` (empty for CPU-decoded rows)."""
+    encoded = batch["encoded"]
+    if isinstance(encoded, list):
+        return encoded
+    return list(torch.split(encoded.cpu(), batch["encoded_sizes"].tolist()))
 
 
 def decode_batch_gpu(encoded: list[Tensor], device: torch.device | str, transform: Callable,
@@ -79,17 +93,17 @@ def apply_gpu_decode(batch: dict, device: torch.device | str, transform: Callabl
     """
     images = batch["image"].to(device)
     valid = batch["valid"].clone()
-    rows = [k for k, data in enumerate(batch["encoded"]) if data.numel()]
+    encoded = unpack_encoded(batch)
+    rows = [k for k, data in enumerate(encoded) if data.numel()]
     seeds = batch["seed"].tolist()
     if rows:
         try:
-            decoded = decode_batch_gpu([batch["encoded"][k] for k in rows], device, transform,
-                                       [seeds[k] for k in rows])
+            decoded = decode_batch_gpu([encoded[k] for k in rows], device, transform, [seeds[k] for k in rows])
             images[rows] = decoded.to(images.dtype)
         except ImageError:
             for k in rows:  # one by one, to name (or skip) the file that failed
                 try:
-                    images[k] = decode_batch_gpu([batch["encoded"][k]], device, transform, [seeds[k]])[0]
+                    images[k] = decode_batch_gpu([encoded[k]], device, transform, [seeds[k]])[0]
                 except ImageError as err:
                     row = int(batch["index"][k])
                     if not skip_bad:
@@ -97,4 +111,5 @@ def apply_gpu_decode(batch: dict, device: torch.device | str, transform: Callabl
                         raise ImageError(f"{name} cannot be decoded on {device} ({err})") from err
                     valid[k] = False
                     images[k] = 0
-    return {**batch, "image": images, "valid": valid}
+    rest = {k: v for k, v in batch.items() if k not in ("encoded", "encoded_sizes")}
+    return {**rest, "image": images, "valid": valid}

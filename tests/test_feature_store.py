@@ -1,0 +1,78 @@
+"""Frozen features are computed once across runs: a second run reuses them and gives the same numbers."""
+
+from __future__ import annotations
+
+import pytest
+from images import write_image
+
+from bench.api import run
+from bench.checks import CONTRACT_BATCH
+from bench.runner import RunnerOptions
+
+TINY = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
+
+
+@pytest.fixture
+def count_images(monkeypatch):
+    from detectors.backbones import Backbone
+
+    seen = []
+    original = Backbone.forward
+
+    def counting(self, x, *args, **kwargs):
+        seen.append(x.shape[0])
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Backbone, "forward", counting)
+    return seen
+
+
+def test_a_second_run_reuses_every_feature_and_gives_the_same_numbers(tiny_protocol, tmp_path, count_images):
+    opts = RunnerOptions(batch_size=16)
+    cold = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "a", opts=opts)
+    n_images = sum(d["n"] for d in cold["data"].values())
+    assert sum(count_images) == n_images + 2 * CONTRACT_BATCH
+    assert cold["runner"]["feature_cache"]["misses"] == n_images and cold["runner"]["feature_cache"]["hits"] == 0
+    count_images.clear()
+    # Another seed and another C grid: same features, so nothing is computed again.
+    warm = run(tiny_protocol, "clip_linear", seed=1, overrides={**TINY, "c_values": [0.1, 1.0]},
+               out_dir=tmp_path / "b", opts=RunnerOptions(batch_size=16))
+    assert sum(count_images) == 2 * CONTRACT_BATCH  # only the contract check's random images
+    assert warm["runner"]["feature_cache"]["hits"] == n_images and warm["runner"]["feature_cache"]["misses"] == 0
+    again = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "c", opts=opts)
+    assert again["metrics"] == cold["metrics"] and again["selection"]["c"] == cold["selection"]["c"]
+    count_images.clear()
+    run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "d", opts=RunnerOptions(batch_size=16,
+                                                                                                    cache=False))
+    assert sum(count_images) == n_images + 2 * CONTRACT_BATCH
+
+
+def test_a_changed_image_misses_alone_and_conversions_survive_the_cache(tmp_path, count_images):
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label in ("0_real", "1_fake"):
+            for i in range(4):
+                mode = "L" if (split, label, i) == ("test", "1_fake", 0) else "RGB"
+                write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=i + 7 * len(split),
+                            mode=mode)
+    proto = tmp_path / "cached.yaml"
+    proto.write_text("""name: cached
+version: 1
+description: folder data for the cache test.
+sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
+detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
+train: {source: ds, split: train}
+val: {source: ds, split: val}
+test: {t: {source: ds, split: test}}
+metrics: [auc]
+primary: auc@t
+""")
+    opts = RunnerOptions(batch_size=4)
+    first = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "a", opts=opts)
+    assert first["data"]["t"]["conversions"] == {"grayscale": 1}
+    write_image(root / "ds" / "train" / "0_real" / "2.png", size=(40, 40), seed=99)  # new content
+    count_images.clear()
+    second = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "b", opts=RunnerOptions(batch_size=4))
+    assert second["runner"]["feature_cache"]["misses"] == 1
+    assert sum(count_images) == 1 + 2 * CONTRACT_BATCH
+    assert second["data"]["t"]["conversions"] == {"grayscale": 1}  # recorded from the cache
