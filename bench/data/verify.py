@@ -67,6 +67,8 @@ class VerifyReport:
     #: (split, video id, frames found, frames wanted).
     short_videos: list[tuple[str, str, int, int]] = field(default_factory=list)
     files_checked: int = 0
+    #: Summaries of the ``bench data faces`` reports found beside the protocol's manifests.
+    face_reports: list[str] = field(default_factory=list)
 
 
 def _parts(spec: Split | PairedTest) -> list[Split]:
@@ -119,6 +121,18 @@ def _expected_counts(report: VerifyReport, sources: dict[str, Source], used: set
         found.update(table.groupby("subset")[key].nunique().to_dict())
         for name, count in wanted.items():
             report.counts.append(CountCheck(source_name, split, str(name), unit, int(count), int(found.get(name, 0))))
+
+
+def _face_reports(report: VerifyReport, sources: dict[str, Source], used: set[tuple[str, str]]) -> None:
+    """Add what face extraction dropped (videos that failed, frames without a face) for each dataset folder."""
+    from bench.data.faces.report import describe
+
+    folders = {sources[name].image_root() for name, _ in used if hasattr(sources[name], "image_root")}
+    for folder in sorted(folders):
+        try:
+            report.face_reports += describe(folder)
+        except DataError as err:  # a damaged report does not make the frames unusable
+            report.face_reports.append(str(err))
 
 
 def _check_file(source: Source, item_id: str, check_images: bool, hash_files: bool) -> tuple[str | None, str | None]:
@@ -189,6 +203,7 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
         report.splits.append(counts)
         tables.append(table[["source", "id", "label"]])
     _expected_counts(report, sources, used)
+    _face_reports(report, sources, used)
     if not tables:
         return report
     # Each file once, even when several test sets share it (UnivFD's LAION reals).
@@ -255,6 +270,7 @@ def format_report(report: VerifyReport, limit: int = 20) -> str:
     section("Unreadable files", [reason for _, _, reason in report.bad_files])
     section("Duplicate files", [
         f"{s}:{i} = {s2}:{i2}" + ("" if same else " (labelled differently)") for s, i, s2, i2, same in report.duplicates])
+    section("Face extraction reports (bench data faces)", report.face_reports)
     section("Videos with fewer frames than frames_per_group", [
         f"{split} {group}: {n} of {k}" for split, group, n, k in report.short_videos])
     found = problems(report)
