@@ -1,6 +1,6 @@
 """Face-detector candidates for ``bench data faces`` measured on the astronaut test clip.
 
-Usage: python benchmarks/faces_detectors.py [--frames 80]
+Usage: python benchmarks/faces_detectors.py [--frames 80] [--only TEXT,...]
 
 For each candidate that is importable here (dlib's HOG detector from ``dlib-bin``; dlib's CNN
 detector with weights from ``face-recognition-models``; OpenCV's Haar cascades, which ship in
@@ -24,6 +24,11 @@ def candidates() -> dict:
     found = {}
     try:
         import dlib
+
+        from bench.data.faces.detect import FaceDetector
+
+        chosen = FaceDetector()
+        found[f"bench: dlib {dlib.__version__} HOG, upsample 0, else 1"] = lambda img: [b for b, _ in chosen(img)]
 
         hog = dlib.get_frontal_face_detector()
         for up in (0, 1):
@@ -81,6 +86,7 @@ def measure(detect, frames, boxes) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=80)
+    parser.add_argument("--only", default="", help="comma-separated texts: measure only candidates whose name has one")
     args = parser.parse_args()
     hidden = range(args.frames // 2, args.frames // 2 + args.frames // 10)
     clips = {size: astronaut_clip(args.frames, size, sides=(56 * size / 128, 80 * size / 128), hidden=hidden)
@@ -88,6 +94,8 @@ def main() -> None:
     big, _ = render(640, 480, [(320, 240, 180)])
     print(f"{'candidate':<44} {'px':>4} {'det rate':>8} {'IoU':>5} {'crop ok':>7} {'false':>6} {'ms/frame':>8}")
     for name, detect in candidates().items():
+        if not any(text in name for text in args.only.split(",")):
+            continue
         for size, (frames, boxes) in clips.items():
             m = measure(detect, frames, boxes)
             print(f"{name:<44} {size:>4} {m['rate']:>8.3f} {m['iou']:>5.2f} {m['crop_ok']:>7.3f} "

@@ -43,8 +43,11 @@ class FaceDetector:
     """Finds faces in an RGB frame: dlib's HOG detector on the frame shrunk to ``detect_size`` pixels.
 
     ``detect_size`` caps the longer side the detector sees (0: full resolution); ``upsample`` is
-    dlib's pyramid up-sampling count (1 finds faces down to about 40 px at the detection scale);
-    ``min_score`` is the SVM score a detection needs (dlib's default 0).
+    the most pyramid up-sampling used (1 finds faces down to about 40 px at the detection scale,
+    0 down to about 80 px); ``min_score`` is the SVM score a detection needs (dlib's default 0).
+    The frame is scanned without up-sampling first and up-sampled only when that finds no face:
+    up-sampling adds finer pyramid levels (smaller faces) but costs 4x per level, and extraction
+    keeps the largest face, which the coarse scan already finds when there is one of its size.
     """
 
     def __init__(self, detect_size: int = 640, upsample: int = 1, min_score: float = 0.0):
@@ -57,15 +60,19 @@ class FaceDetector:
         """Detector name, package, version and licence (for the extraction report)."""
         return {**DETECTOR, "version": _dlib().__version__}
 
-    def __call__(self, frame: np.ndarray) -> list[tuple[Box, float]]:
-        """``(box, score)`` of every face, boxes in the frame's pixels."""
+    def __call__(self, frame: np.ndarray, thorough: bool = False) -> list[tuple[Box, float]]:
+        """``(box, score)`` of the faces, boxes in the frame's pixels; ``thorough`` scans at ``upsample`` at once
+        (every face, small ones too, not only those the first scan that finds any returns)."""
         height, width = frame.shape[:2]
         factor = min(1.0, self.detect_size / max(height, width)) if self.detect_size else 1.0
         image = frame
         if factor < 1.0:
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
             image = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-        rects, scores, _ = self._hog.run(image, self.upsample, self.min_score)
+        for upsample in [self.upsample] if thorough else range(self.upsample + 1):
+            rects, scores, _ = self._hog.run(image, upsample, self.min_score)
+            if len(rects):
+                break
         return [((r.left() / factor, r.top() / factor, (r.right() + 1) / factor, (r.bottom() + 1) / factor), float(s))
                 for r, s in zip(rects, scores)]
 

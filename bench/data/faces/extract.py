@@ -69,6 +69,10 @@ def _faces(info: VideoInfo, indices: list[int], masks: list, tools: Tools, tmp: 
         boxes = [box for box, _ in found]
         chosen = geometry.marked(boxes, mask) if mask is not None else None
         if mask is not None and chosen is None and boxes:
+            found = tools.detector(frame, thorough=True)  # the marked face may be a smaller one
+            boxes = [box for box, _ in found]
+            chosen = geometry.marked(boxes, mask)
+        if mask is not None and chosen is None and boxes:
             record["mask_unused"].append(index)  # the mask marks none of the faces here: largest kept
         chosen = geometry.largest(boxes) if chosen is None else chosen
         if chosen is None:
