@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli_faces import add_parser as add_faces_parser
 from bench.errors import BenchError
 
 EXAMPLES = {
@@ -96,8 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
     verify.add_argument("--no-images", action="store_true", help="skip decoding images (existence and size only)")
     verify.add_argument("--no-hash", action="store_true", help="skip content hashing (no duplicate search)")
-    from bench.data.faces.cli import add_parser as add_faces_parser
-
     add_faces_parser(data_sub)
 
     diagnose = command("diagnose", "Diagnostics: layer-wise gradient signal-to-noise ratio (GSNR) against depth.")

@@ -166,12 +166,11 @@ def _print_faces_report(root: Path) -> None:
 
 def _data_faces(args: argparse.Namespace) -> None:
     """Extract face crops from a dataset's videos; exit non-zero when any video failed."""
+    from bench.cli_faces import options_from, settings_from
     from bench.data.faces import extract_faces, format_summary
-    from bench.data.faces.cli import settings_from
-    from bench.factory import parse_overrides
 
     summary = extract_faces(args.layout, Path(args.video_root), Path(args.out) if args.out else None,
-                            settings_from(args), workers=args.workers, options=parse_overrides(args.option),
+                            settings_from(args), workers=args.workers, options=options_from(args),
                             progress=not args.no_progress)
     print(format_summary(summary))
     failed = summary.totals["failed"]

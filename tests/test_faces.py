@@ -8,6 +8,7 @@ frames) to keep the tests fast.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -17,9 +18,10 @@ from PIL import Image
 
 from bench.cli import main
 from bench.data.faces import crop as geometry
-from bench.data.faces.extract import Settings
+from bench.data.faces.extract import Settings, new_record
+from bench.data.faces.layouts import Job
 from bench.data.faces.report import REPORT_NAME, marker_path
-from bench.data.faces.run import extract_faces
+from bench.data.faces.run import _in_pool, extract_faces
 from bench.data.faces.synthetic import astronaut_clip, render, write_video
 from bench.data.faces.video import VideoError, probe, read_frames, sample_indices
 from bench.errors import ConfigError
@@ -48,6 +50,16 @@ def record_of(out: Path, video: str) -> dict:
 def decode_all(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+
+
+def test_command_line_defaults_are_the_settings_and_help_has_examples(capsys):
+    from bench.cli import _parser
+    from bench.cli_faces import options_from, settings_from
+
+    args = _parser().parse_args(["data", "faces", "ffpp", "videos", "--option", "compression=c40"])
+    assert settings_from(args) == Settings() and options_from(args) == {"compression": "c40"}
+    code, out, _ = run_cli(["data", "faces", "--help"], capsys)
+    assert code == 0 and "bench data faces ffpp" in out.split("examples:")[1]
 
 
 # -- video reading --------------------------------------------------------------------------------
@@ -182,9 +194,9 @@ def test_bad_settings_and_layouts_fail_before_any_work(tmp_path):
 # -- resuming --------------------------------------------------------------------------------------
 def test_a_killed_run_resumes_without_redoing_finished_videos(tmp_path):
     root, out = tmp_path / "videos", tmp_path / "UADFV"
+    frames, _ = astronaut_clip(8, 128)
     for n, name in enumerate(("a", "b", "c")):
-        frames, _ = astronaut_clip(6, 128, phase=n / 3)
-        write_video(root / f"real/{name}.mp4", frames)
+        write_video(root / f"real/{name}.mp4", frames[n:n + 6])
     settings = Settings(frames=3)
     first = extract_faces("uadfv", root, out, settings, workers=0, progress=False)
     assert (first.extracted, first.skipped) == (3, 0)
@@ -200,6 +212,50 @@ def test_a_killed_run_resumes_without_redoing_finished_videos(tmp_path):
     assert not (out / ".faces/tmp").exists() and report_of(out)["summary"]["videos"] == 3
     with pytest.raises(ConfigError, match="frames"):
         extract_faces("uadfv", root, out, Settings(frames=4), workers=0, progress=False)
+
+
+def test_a_run_killed_for_real_resumes_where_it_stopped(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, out = tmp_path / "videos", tmp_path / "UADFV"
+    frames, _ = astronaut_clip(16, 128)
+    for n in range(4):
+        write_video(root / f"real/{n}.mp4", frames[n:n + 12])
+    command = [sys.executable, "-m", "bench", "data", "faces", "uadfv", str(root), "--out", str(out),
+               "--workers", "0", "--frames", "8", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((out / ".faces/done").rglob("*.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {p.name for p in (out / ".faces/done/real").glob("*.json")}
+    assert before  # at least one video finished before the kill
+    summary = extract_faces("uadfv", root, out, Settings(frames=8), workers=0, progress=False)
+    assert summary.skipped == len(before) and summary.extracted == 4 - len(before)
+    assert summary.totals["ok"] == 4 and not (out / ".faces/tmp").exists()
+    assert all(len(list((out / f"real/frames/{n}").iterdir())) == 8 for n in range(4))
+
+
+def crash_on_b(job: Job, video_root: Path, out: Path) -> dict:
+    """A worker that dies on one video, as FFmpeg might on a damaged file."""
+    if job.video == "real/b.mp4":
+        os._exit(1)
+    return {**new_record(job), "sampled": 1}
+
+
+def test_a_video_that_kills_its_worker_is_recorded_and_the_others_finish(tmp_path):
+    jobs = [Job(f"real/{n}.mp4", f"real/frames/{n}", f"real/landmarks/{n}") for n in "abcd"]
+    records = []
+    _in_pool(jobs, (tmp_path, tmp_path), Settings(), 2, records.append, work=crash_on_b)
+    by_video = {r["video"]: r for r in records}
+    assert sorted(by_video) == [j.video for j in jobs] and len(records) == 4  # each once
+    assert by_video["real/b.mp4"]["status"] == "failed"
+    assert f"{tmp_path / 'real/b.mp4'} crashed the extraction process" in by_video["real/b.mp4"]["error"]
+    assert all(by_video[f"real/{n}.mp4"]["status"] == "ok" for n in "acd")
 
 
 # -- landmarks -------------------------------------------------------------------------------------

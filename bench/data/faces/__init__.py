@@ -5,7 +5,8 @@ optional landmarks, ``crop`` chooses the face and cuts the square crop, ``extrac
 video, ``layouts`` says where each dataset's videos are and where their frames go, ``run``
 drives a dataset in parallel worker processes and resumes, ``report`` records what was dropped.
 The output is the tree the indexers read, so ``bench data index LAYOUT DIR`` follows unchanged.
-Names are imported lazily, so the command-line parser does not load numpy, PyAV or dlib.
+Names are imported lazily: ``bench data verify`` reads reports without loading PyAV or dlib. The
+command-line arguments live in ``bench/cli_faces.py``.
 """
 
 from importlib import import_module

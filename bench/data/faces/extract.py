@@ -39,7 +39,8 @@ class Tools:
         self.landmarks = LandmarkPredictor(settings.landmarks) if settings.landmarks else None
 
 
-def _new_record(job: Job) -> dict[str, Any]:
+def new_record(job: Job) -> dict[str, Any]:
+    """The record of a video before any work (see ``report.py`` for the fields)."""
     return {"video": job.video, "frames_dir": job.frames, "mask": job.mask, "status": "ok", "error": None,
             "n_frames": 0, "sampled": 0, "written": 0, "short": False, "no_face": [], "unreadable": [],
             "jumps": [], "mask_unused": [], "boxes": [], "seconds": 0.0}
@@ -105,7 +106,7 @@ def _publish(tmp: Path, target: Path) -> None:
 def process_video(job: Job, video_root: Path, out: Path, tools: Tools) -> dict[str, Any]:
     """Extract one video's face crops into ``out`` and return its record (see ``report.py`` for the fields)."""
     start = time.perf_counter()
-    record = _new_record(job)
+    record = new_record(job)
     tmp = out / STATE_DIR / "tmp" / uuid.uuid4().hex
     try:
         info = probe(video_root / job.video)
@@ -120,6 +121,9 @@ def process_video(job: Job, video_root: Path, out: Path, tools: Tools) -> dict[s
             _publish(tmp / "frames", out / job.frames)
             if tools.landmarks is not None:
                 _publish(tmp / "landmarks", out / job.landmarks)
+        elif len(record["unreadable"]) == len(indices):
+            raise VideoError(f"{video_root / job.video}: none of its {len(indices)} sampled frames can be decoded; "
+                             "it is corrupt: download it again.")
         else:
             record["status"] = "no_face"
             shutil.rmtree(out / job.frames, ignore_errors=True)  # a stale folder from an interrupted run

@@ -35,11 +35,12 @@ SUMMARY_KEYS = ("videos", "ok", "failed", "no_face", "short", "frames_written", 
                 "frames_unreadable", "face_jumps", "mask_unused")
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON under a temporary name and rename it: readers see the old file or the new one."""
+def write_json(path: Path, data: Any, text: str | None = None) -> None:
+    """Write ``data`` as JSON (or ``text`` as is) under a temporary name and rename it: readers see the
+    old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps(data) if text is None else text, encoding="utf-8")
     tmp.replace(path)
 
 
@@ -80,9 +81,11 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, int]:
 def write_report(out: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> Path:
     """Write ``OUT/faces_report.json`` from the header and the records; returns its path."""
     records = sorted(records, key=lambda r: r["video"])
+    head = json.dumps({"format": FORMAT, "version": VERSION, **header, "summary": summarise(records)}, indent=1)
+    # Readable at a glance and still small for tens of thousands of videos: the header indented, one line per video.
+    videos = ",\n".join(json.dumps(r) for r in records)
     path = out / REPORT_NAME
-    write_json(path, {"format": FORMAT, "version": VERSION, **header, "summary": summarise(records),
-                      "videos": records})
+    write_json(path, None, f'{head[:-2]},\n "videos": [\n{videos}\n ]\n}}\n')
     return path
 
 

@@ -6,16 +6,19 @@ import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.data.faces.extract import STATE_DIR, Tools, process_video
+from bench.data.faces.extract import STATE_DIR, Tools, new_record, process_video
 from bench.data.faces.layouts import Job, plan
-from bench.data.faces.report import load_markers, marker_path, write_json, write_report
+from bench.data.faces.report import load_markers, marker_path, summarise, write_json, write_report
 from bench.data.faces.settings import Settings
 from bench.data.faces.video import library
+from bench.data.indexers.ffpp import DFD_PARTS
 from bench.errors import ConfigError
 
 _TOOLS: Tools | None = None  # one per worker process, built by _init
@@ -36,6 +39,7 @@ class Summary:
     seconds: float = 0.0
     workers: int = 1
     missing: list[str] = field(default_factory=list)
+    index: list[str] = field(default_factory=list)  # the bench data index layouts to run next
 
     @property
     def frames_per_core_second(self) -> float:
@@ -53,7 +57,67 @@ def _init(settings: Settings) -> None:
 
 
 def _work(job: Job, video_root: Path, out: Path) -> dict[str, Any]:
+    """One video in a worker process, with the worker's tools."""
     return process_video(job, video_root, out, _TOOLS)
+
+
+def _finished(out: Path, job: Job, record: dict[str, Any] | None) -> bool:
+    """True when an earlier run finished ``job`` and its frames are still there; failed videos are retried
+    (the file may have been downloaded again)."""
+    if record is None or record["status"] == "failed":
+        return False
+    return record["written"] == 0 or (out / job.frames).is_dir()
+
+
+def _index_layouts(layout: str, found) -> list[str]:
+    """The ``bench data index`` layouts that read what this run writes (FF++ and DFD share a tree)."""
+    if layout != "ffpp":
+        return [layout]
+    dfd = [any(part in job.video.split("/")[:2] for part in DFD_PARTS) for job in found.jobs]
+    return (["ffpp"] if not all(dfd) else []) + (["dfd"] if any(dfd) else [])
+
+
+def _pool_run(jobs: list[Job], paths: tuple[Path, Path], settings: Settings, workers: int,
+              finished: Callable[[dict[str, Any]], None], work: Callable = _work) -> list[Job]:
+    """Run ``jobs`` (taken from the end of the list) on ``workers`` processes, ``workers`` at a time.
+
+    Returns the jobs that were running when a worker process died (empty when none died); keeping
+    only ``workers`` in flight makes those the only suspects.
+    """
+    context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(settings,)) as pool:
+        running: dict[Future, Job] = {}
+        try:
+            while jobs or running:
+                while jobs and len(running) < workers:
+                    job = jobs.pop()
+                    running[pool.submit(work, job, *paths)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is None:
+                        finished(future.result())
+                        del running[future]
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in done if f in running):
+                    return list(running.values())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return []
+
+
+def _in_pool(todo: list[Job], paths: tuple[Path, Path], settings: Settings, workers: int,
+             finished: Callable[[dict[str, Any]], None], work: Callable = _work) -> None:
+    """Run every job in worker processes; a video whose worker dies (a crash in FFmpeg or dlib on a
+    damaged file) is retried alone, and recorded as failed when it kills its worker again."""
+    jobs = list(reversed(todo))
+    while jobs:
+        for job in _pool_run(jobs, paths, settings, workers, finished, work):
+            if _pool_run([job], paths, settings, 1, finished, work):
+                record = new_record(job)
+                record.update(status="failed", error=f"{paths[0] / job.video} crashed the extraction process (in the "
+                                                      "video decoder or the face detector); it is probably corrupt: "
+                                                      "download it again.")
+                finished(record)
 
 
 def _check_resume(out: Path, state: dict[str, Any]) -> None:
@@ -106,46 +170,35 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
     _check_resume(out, {"layout": layout, "options": options, "settings": asdict(settings)})
     _copy_metadata(video_root, out, found.metadata)
     records = load_markers(out)
-    # Finished videos are skipped; failed ones are retried (the file may have been downloaded again).
-    todo = [j for j in found.jobs if j.video not in records or records[j.video]["status"] == "failed"]
+    todo = [j for j in found.jobs if not _finished(out, j, records.get(j.video))]
     workers = default_workers() if workers is None else workers
     summary = Summary(layout, out, out / "faces_report.json", {}, header, skipped=len(found.jobs) - len(todo),
-                      workers=max(1, min(workers, len(todo))), missing=found.missing)
+                      workers=max(1, min(workers, len(todo))), missing=found.missing, index=_index_layouts(layout, found))
     bar = tqdm(total=len(todo), unit="video", desc="faces", disable=not progress)
+    failed = 0
     start = time.perf_counter()
 
     def finished(record: dict[str, Any]) -> None:
+        nonlocal failed
         write_json(marker_path(out, record["video"]), record)
         records[record["video"]] = record
         summary.extracted += 1
         summary.frames += record["sampled"]
+        failed += record["status"] == "failed"
         bar.update()
-        bar.set_postfix(failed=sum(records[j.video]["status"] == "failed" for j in found.jobs if j.video in records))
+        bar.set_postfix(failed=failed)
 
     try:
         if workers == 0 or len(todo) <= 1:
             for job in todo:
                 finished(process_video(job, video_root, out, tools))
         else:
-            context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads
-            with ProcessPoolExecutor(summary.workers, mp_context=context, initializer=_init,
-                                     initargs=(settings,)) as pool:
-                pending = {pool.submit(_work, job, video_root, out) for job in todo}
-                try:
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            finished(future.result())
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            _in_pool(todo, (video_root, out), settings, summary.workers, finished)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
         final = [records[j.video] for j in found.jobs if j.video in records]
         summary.report = write_report(out, header, final)
-        from bench.data.faces.report import summarise
-
         summary.totals = summarise(final)
         shutil.rmtree(out / STATE_DIR / "tmp", ignore_errors=True)
     return summary
@@ -171,5 +224,5 @@ def format_summary(summary: Summary) -> str:
     if summary.missing:
         lines.append(f"note: {summary.out} lacks {', '.join(summary.missing)}, which bench data index "
                      f"{summary.layout} reads; see docs/datasets.md for where to get it.")
-    lines.append(f"next: bench data index {summary.layout} {summary.out}")
+    lines.append("next: " + " && ".join(f"bench data index {layout} {summary.out}" for layout in summary.index))
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The settings of a face extraction (kept free of heavy imports: the command-line parser reads the defaults)."""
+"""The settings of a face extraction, checked before any video is read."""
 
 from __future__ import annotations
 
