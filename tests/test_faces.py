@@ -129,7 +129,7 @@ def test_crops_contain_the_true_face_and_hidden_frames_are_reported(tmp_path):
     assert header["video_library"]["name"] == "PyAV" and header["settings"]["frames"] == 32
 
 
-def test_the_mask_picks_the_manipulated_face_not_the_largest(tmp_path):
+def test_the_mask_picks_the_manipulated_face_and_a_switch_of_largest_face_is_a_jump(tmp_path):
     ff = tmp_path / "FaceForensics++"
     frames, masks, small = [], [], []
     for t in range(6):
@@ -141,7 +141,11 @@ def test_the_mask_picks_the_manipulated_face_not_the_largest(tmp_path):
     write_video(ff / "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4", frames)
     write_video(ff / "manipulated_sequences/Deepfakes/masks/videos/000_001.mp4", masks)
     write_video(ff / "original_sequences/youtube/c23/videos/000.mp4", frames)
+    # The two faces swap sizes after frame 2: the largest face is another person from frame 3 on.
+    swapped = [render(160, 80, [(40, 40, 60 if t >= 3 else 44), (120, 42, 44 if t >= 3 else 60)])[0] for t in range(6)]
+    write_video(ff / "original_sequences/youtube/c23/videos/001.mp4", swapped)
     extract_faces("ffpp", ff, settings=Settings(frames=6), workers=0, progress=False)
+    assert record_of(ff, "original_sequences/youtube/c23/videos/001.mp4")["jumps"] == [3]
     fake = record_of(ff, "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4")
     real = record_of(ff, "original_sequences/youtube/c23/videos/000.mp4")
     assert fake["mask"] == "manipulated_sequences/Deepfakes/masks/videos/000_001.mp4" and real["mask"] is None
@@ -210,7 +214,7 @@ def test_a_killed_run_resumes_without_redoing_finished_videos(tmp_path):
     assert (out / "real/frames/a/000.png").stat().st_mtime_ns == finished_a  # not redone
     assert sorted(p.name for p in (out / "real/frames/b").iterdir()) == ["000.png", "002.png", "005.png"]
     assert not (out / ".faces/tmp").exists() and report_of(out)["summary"]["videos"] == 3
-    with pytest.raises(ConfigError, match="frames"):
+    with pytest.raises(ConfigError, match="frames 3 -> 4"):
         extract_faces("uadfv", root, out, Settings(frames=4), workers=0, progress=False)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from dataclasses import asdict
+from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,20 @@ def new_record(job: Job) -> dict[str, Any]:
             "jumps": [], "mask_unused": [], "boxes": [], "seconds": 0.0}
 
 
-def _masks(video_root: Path, job: Job, indices: list[int], record: dict) -> list[np.ndarray | None]:
-    """The mask video's frames at ``indices`` (None where missing); a broken mask video is recorded."""
-    if job.mask is None:
-        return [None] * len(indices)
-    try:
-        return [frame for _, frame in read_frames(probe(video_root / job.mask), indices)]
-    except VideoError as err:
-        record["mask_error"] = str(err)
-        return [None] * len(indices)
+def _masks(video_root: Path, job: Job, indices: list[int], record: dict) -> Iterator[np.ndarray | None]:
+    """The mask video's frames at ``indices``, one at a time (None where missing); a broken mask video is
+    recorded in ``mask_error``."""
+    if job.mask is not None:
+        try:
+            info = probe(video_root / job.mask)
+        except VideoError as err:
+            record["mask_error"] = str(err)
+        else:
+            return (frame for _, frame in read_frames(info, indices))
+    return repeat(None)
 
 
-def _faces(info: VideoInfo, indices: list[int], masks: list, tools: Tools, tmp: Path, record: dict) -> None:
+def _faces(info: VideoInfo, indices: list[int], masks: Iterator, tools: Tools, tmp: Path, record: dict) -> None:
     """Detect, choose, crop and write the face of every sampled frame into ``tmp``."""
     s = tools.settings
     width = max(3, len(str(info.n_frames - 1)))
@@ -73,8 +76,8 @@ def _faces(info: VideoInfo, indices: list[int], masks: list, tools: Tools, tmp: 
             found = tools.detector(frame, thorough=True)  # the marked face may be a smaller one
             boxes = [box for box, _ in found]
             chosen = geometry.marked(boxes, mask)
-        if mask is not None and chosen is None and boxes:
-            record["mask_unused"].append(index)  # the mask marks none of the faces here: largest kept
+        if record["mask"] is not None and chosen is None and boxes:
+            record["mask_unused"].append(index)  # no mask frame, or it marks none of the faces: largest kept
         chosen = geometry.largest(boxes) if chosen is None else chosen
         if chosen is None:
             record["no_face"].append(index)
@@ -136,7 +139,3 @@ def process_video(job: Job, video_root: Path, out: Path, tools: Tools) -> dict[s
     record["seconds"] = round(time.perf_counter() - start, 3)
     return record
 
-
-def settings_record(settings: Settings) -> dict[str, Any]:
-    """The settings as recorded in the report and compared on resume."""
-    return asdict(settings)

@@ -13,10 +13,12 @@ detector, video library and settings, and counts everything that was dropped::
      "videos": [{"video", "frames_dir", "mask", "status": "ok" | "failed" | "no_face", "error",
                  "n_frames", "sampled", "written", "short", "no_face": [frame, ...],
                  "unreadable": [...], "jumps": [...], "mask_unused": [...],
-                 "boxes": [[frame, x0, y0, x1, y1, score], ...], "seconds"}, ...]}
+                 "boxes": [[frame, x0, y0, x1, y1, score], ...], "seconds"[, "mask_error"]}, ...]}
 
 Frame numbers are indices in the video (the PNG names); boxes are the kept face in the video's
-pixels before the ``scale`` enlargement.
+pixels before the ``scale`` enlargement; ``mask_unused`` lists frames where a video with a mask
+kept the largest face because the mask frame was missing or marked none of the faces, and
+``mask_error`` says why a mask video could not be read at all.
 """
 
 from __future__ import annotations

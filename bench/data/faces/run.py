@@ -94,10 +94,13 @@ def _pool_run(jobs: list[Job], paths: tuple[Path, Path], settings: Settings, wor
                     running[pool.submit(work, job, *paths)] = job
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    if future.exception() is None:
+                    error = future.exception()
+                    if error is None:
                         finished(future.result())
                         del running[future]
-                if any(isinstance(f.exception(), BrokenProcessPool) for f in done if f in running):
+                    elif not isinstance(error, BrokenProcessPool):
+                        raise error  # not a bad video (process_video records those): a bug, or an interrupt
+                if any(f in running for f in done):
                     return list(running.values())
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -127,11 +130,13 @@ def _check_resume(out: Path, state: dict[str, Any]) -> None:
         import json
 
         before = json.loads(path.read_text(encoding="utf-8"))
-        if before != state:
-            changed = sorted(k for k in {**before.get("settings", {}), **state["settings"]}
-                             if before.get("settings", {}).get(k) != state["settings"].get(k))
-            raise ConfigError(f"{out} holds faces extracted with other settings ({', '.join(changed) or 'layout/options'}"
-                              f" differ: {before}); use a new --out, or the same settings to resume.")
+        flat = [{**b["settings"], "layout": b["layout"], **{f"option {k}": v for k, v in b["options"].items()}}
+                for b in (before, state)]
+        changed = [f"{k} {flat[0].get(k)} -> {flat[1].get(k)}" for k in sorted({*flat[0], *flat[1]})
+                   if flat[0].get(k) != flat[1].get(k)]
+        if changed:
+            raise ConfigError(f"{out} holds faces extracted with other settings ({', '.join(changed)}); use a new "
+                              "--out, or the earlier settings to resume.")
     else:
         write_json(path, state)
 
