@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli_faces import add_parser as add_faces_parser
 from bench.errors import BenchError
 
 EXAMPLES = {
@@ -20,7 +21,8 @@ EXAMPLES = {
     "data": "bench data synth --out synth_data --protocol synthetic_universal\n"
             "  bench data index ffpp $BENCH_DATA_ROOT/FaceForensics++\n"
             "  bench data index deepfakebench $BENCH_DATA_ROOT/FaceForensics++ --json FaceForensics++.json\n"
-            "  bench data verify --protocol cross_domain --data-root /data",
+            "  bench data verify --protocol cross_domain --data-root /data\n"
+            "  bench data faces celebdf ~/Downloads/Celeb-DF-v2 --out $BENCH_DATA_ROOT/Celeb-DF-v2",
     "diagnose": "bench diagnose gsnr --protocol synthetic_universal --detector sam --detector corit --out gsnr\n"
                 "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
     "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
@@ -91,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = command("validate", "Check protocol files against the strict schema (default: every shipped one).")
     validate.add_argument("files", nargs="*", help="protocol YAML files")
 
-    data = command("data", "Data utilities: write the embedded synthetic benchmark as PNG folders.")
+    data = command("data", "Data utilities: synthetic PNG folders, face crops from videos, indexing, verifying.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     synth = data_sub.add_parser("synth", help="write a protocol's synthetic images under DIR/<split>/<subset>/{0_real,1_fake}")
     synth.add_argument("--out", required=True, help="output directory (must not exist)")
@@ -110,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
     verify.add_argument("--no-images", action="store_true", help="skip decoding images (existence and size only)")
     verify.add_argument("--no-hash", action="store_true", help="skip content hashing (no duplicate search)")
+    add_faces_parser(data_sub)
 
     diagnose = command("diagnose", "Diagnostics: layer-wise gradient signal-to-noise ratio (GSNR) against depth.")
     diag_sub = diagnose.add_subparsers(dest="diagnose_command", required=True, metavar="ACTION")

@@ -175,7 +175,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 def cmd_data(args: argparse.Namespace) -> None:
     """Dispatch ``bench data synth|index|verify``."""
-    {"synth": _data_synth, "index": _data_index, "verify": _data_verify}[args.data_command](args)
+    {"synth": _data_synth, "index": _data_index, "verify": _data_verify, "faces": _data_faces}[args.data_command](args)
 
 
 def _data_index(args: argparse.Namespace) -> None:
@@ -188,6 +188,31 @@ def _data_index(args: argparse.Namespace) -> None:
     path = index_dataset(args.layout, Path(args.root), Path(args.out) if args.out else None,
                          overwrite=args.overwrite, **options)
     print(f"wrote {path}")
+    _print_faces_report(Path(args.root))
+
+
+def _print_faces_report(root: Path) -> None:
+    """Say what face extraction dropped from the indexed folder (its faces_report.json), if it was extracted here."""
+    from bench.data.faces import describe
+
+    for line in describe(root):
+        print(f"faces report: {line.strip()}")
+
+
+def _data_faces(args: argparse.Namespace) -> None:
+    """Extract face crops from a dataset's videos; exit non-zero when any video failed."""
+    from bench.cli_faces import options_from, settings_from
+    from bench.data.faces import extract_faces, format_summary
+
+    summary = extract_faces(args.layout, Path(args.video_root), Path(args.out) if args.out else None,
+                            settings_from(args), workers=args.workers, options=options_from(args),
+                            progress=not args.no_progress)
+    print(format_summary(summary))
+    failed = summary.totals["failed"]
+    if failed:
+        raise BenchError(f"{failed} of {summary.totals['videos']} videos failed (unreadable or corrupt; the others were "
+                         f"extracted); {summary.report} names each with the reason. Fix or re-download them and run "
+                         "the same command again: only those are redone.")
 
 
 def _data_verify(args: argparse.Namespace) -> None:

@@ -75,6 +75,8 @@ class VerifyReport:
     ignored: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     #: What the sources noted while reading (e.g. video ids qualified by subset).
     notes: list[str] = field(default_factory=list)
+    #: Summaries of the ``bench data faces`` reports found beside the protocol's manifests.
+    face_reports: list[str] = field(default_factory=list)
 
 
 def _parts(spec: Split | PairedTest) -> list[Split]:
@@ -113,6 +115,18 @@ def _expected_counts(report: VerifyReport, sources: dict[str, Source], used: set
         found.update(table.groupby("subset")[key].nunique().to_dict())
         for name, count in wanted.items():
             report.counts.append(CountCheck(source_name, split, str(name), unit, int(count), int(found.get(name, 0))))
+
+
+def _face_reports(report: VerifyReport, sources: dict[str, Source], used: set[tuple[str, str]]) -> None:
+    """Add what face extraction dropped (videos that failed, frames without a face) for each dataset folder."""
+    from bench.data.faces.report import describe
+
+    folders = {sources[name].image_root() for name, _ in used if hasattr(sources[name], "image_root")}
+    for folder in sorted(folders):
+        try:
+            report.face_reports += describe(folder)
+        except DataError as err:  # a damaged report does not make the frames unusable
+            report.face_reports.append(str(err))
 
 
 def _check_file(source: Source, item_id: str, check_images: bool, hash_files: bool,
@@ -197,6 +211,7 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
         report.notes += [note for note in resolved.notes if note not in report.notes]
         tables.append(table[["source", "id", "label"]])
     _expected_counts(report, sources, used)
+    _face_reports(report, sources, used)
     if not tables:
         return report
     # Each file once, even when several test sets share it (UnivFD's LAION reals).

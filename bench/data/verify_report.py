@@ -81,6 +81,7 @@ def format_report(report: VerifyReport, limit: int | None = None) -> str:
     section("Unreadable files", [reason for _, _, reason in report.bad_files])
     section("Duplicate files", [f"{s}:{i} = {s2}:{i2}" + ("" if same else " (labelled differently)")
                                 for s, i, s2, i2, same in report.duplicates])
+    section("Face extraction reports (bench data faces)", report.face_reports)
     section("Videos with fewer frames than frames_per_group", [
         f"{split} {group}: {n} of {k}" for split, group, n, k in report.short_videos])
     found = problems(report)

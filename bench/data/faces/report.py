@@ -1,0 +1,123 @@
+"""The extraction report: per-video completion markers and the ``faces_report.json`` built from them.
+
+Each finished video gets a marker ``OUT/.faces/done/<video path>.json`` holding its record; it is
+written under a temporary name and renamed, so a marker exists only for a finished video, and a
+resumed run skips exactly those. ``OUT/faces_report.json`` gathers every marker with the tool,
+detector, video library and settings, and counts everything that was dropped::
+
+    {"format": "forgery-bench faces report", "version": 1, "layout": "ffpp", "video_root": "...",
+     "detector": {"name", "package", "version", "licence", "weights"}, "landmarks": null | {...},
+     "video_library": {"name", "package", "version", "ffmpeg"}, "settings": {...},
+     "summary": {"videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
+                 "frames_unreadable", "face_jumps", "mask_unused"},
+     "videos": [{"video", "frames_dir", "mask", "status": "ok" | "failed" | "no_face", "error",
+                 "n_frames", "sampled", "written", "short", "no_face": [frame, ...],
+                 "unreadable": [...], "jumps": [...], "mask_unused": [...],
+                 "boxes": [[frame, x0, y0, x1, y1, score], ...], "seconds"[, "mask_error"]}, ...]}
+
+Frame numbers are indices in the video (the PNG names); boxes are the kept face in the video's
+pixels before the ``scale`` enlargement; ``mask_unused`` lists frames where a video with a mask
+kept the largest face because the mask frame was missing or marked none of the faces, and
+``mask_error`` says why a mask video could not be read at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.errors import DataError
+
+REPORT_NAME = "faces_report.json"
+FORMAT = "forgery-bench faces report"
+VERSION = 1
+SUMMARY_KEYS = ("videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
+                "frames_unreadable", "face_jumps", "mask_unused")
+
+
+def write_json(path: Path, data: Any, text: str | None = None) -> None:
+    """Write ``data`` as JSON (or ``text`` as is) under a temporary name and rename it: readers see the
+    old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data) if text is None else text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def marker_path(out: Path, video: str) -> Path:
+    """Where the completion marker of ``video`` (a path relative to the video root) lives."""
+    return out / ".faces" / "done" / f"{video}.json"
+
+
+def load_markers(out: Path) -> dict[str, dict[str, Any]]:
+    """Every finished video's record, keyed by its path relative to the video root."""
+    done = out / ".faces" / "done"
+    records = {}
+    for path in sorted(done.rglob("*.json")) if done.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # cannot happen with atomic writes unless edited by hand: redo the video
+        records[record["video"]] = record
+    return records
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Counts of videos by outcome and of dropped or flagged frames."""
+    return {
+        "videos": len(records),
+        "ok": sum(r["status"] == "ok" for r in records),
+        "failed": sum(r["status"] == "failed" for r in records),
+        "no_face": sum(r["status"] == "no_face" for r in records),
+        "short": sum(bool(r["short"]) for r in records),
+        "frames_written": sum(r["written"] for r in records),
+        "frames_no_face": sum(len(r["no_face"]) for r in records),
+        "frames_unreadable": sum(len(r["unreadable"]) for r in records),
+        "face_jumps": sum(len(r["jumps"]) for r in records),
+        "mask_unused": sum(len(r["mask_unused"]) for r in records),
+    }
+
+
+def write_report(out: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+    """Write ``OUT/faces_report.json`` from the header and the records; returns its path."""
+    records = sorted(records, key=lambda r: r["video"])
+    head = json.dumps({"format": FORMAT, "version": VERSION, **header, "summary": summarise(records)}, indent=1)
+    # Readable at a glance and still small for tens of thousands of videos: the header indented, one line per video.
+    videos = ",\n".join(json.dumps(r) for r in records)
+    path = out / REPORT_NAME
+    write_json(path, None, f'{head[:-2]},\n "videos": [\n{videos}\n ]\n}}\n')
+    return path
+
+
+def read_report(directory: Path) -> dict[str, Any] | None:
+    """The faces report in ``directory``, or None when there is none; DataError when it is not one."""
+    path = directory / REPORT_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err}); run bench data faces again to rewrite it.") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise DataError(f"{path} is not a forgery-bench faces report; move it away or run bench data faces again.")
+    return data
+
+
+def describe(directory: Path, limit: int = 3) -> list[str]:
+    """One line summarising the faces report in ``directory`` and one per failed video (up to ``limit``)."""
+    data = read_report(directory)
+    if data is None:
+        return []
+    s, settings = data["summary"], data["settings"]
+    detector = data["detector"]
+    lines = [(f"{directory / REPORT_NAME}: {s['videos']} videos, {s['failed']} failed, {s['no_face']} without any "
+             f"face, {s['short']} with fewer than {settings['frames']} frames; {s['frames_written']} frames written, "
+             f"{s['frames_no_face']} without a face, {s['frames_unreadable']} unreadable, {s['face_jumps']} face "
+             f"jumps ({detector['name']} {detector['version']})")]
+    failed = [r for r in data["videos"] if r["status"] == "failed"]
+    lines += [f"  failed: {r['error']}" for r in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"  ... and {len(failed) - limit} more failed videos (see the report)")
+    return lines
