@@ -244,6 +244,27 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     if args.board_command == "submit":
         path = leaderboard.submit(Path(args.run_dir), Path(args.leaderboard_dir))
         print(f"submitted {path}")
+    elif args.board_command == "export":
+        print(f"wrote {leaderboard.export(Path(args.leaderboard_dir), Path(args.out))}")
+    elif getattr(args, "html", None):
+        _board_build_html(args)
     else:
         for path in leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None):
             print(f"wrote {path}")
+
+
+def _board_build_html(args: argparse.Namespace) -> None:
+    """``bench leaderboard build --html DIR``: the pages, figures and the static site."""
+    from bench import leaderboard
+
+    written = leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None,
+                                html=Path(args.html))
+    print(f"wrote {len(written)} files; open {Path(args.html) / 'index.html'}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    """Write report.md and its pictures for one run."""
+    from bench.leaderboard import report
+
+    written = report(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(f"wrote {written[0]} and {len(written) - 1} pictures")
