@@ -127,9 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     build = board_sub.add_parser("build", help="write leaderboard/<protocol>.md from leaderboard/results/")
     build.add_argument("--leaderboard-dir", default="leaderboard")
     build.add_argument("--readme", help="also refresh the leaderboard block of this README")
-    from bench.cli_leaderboard import add_commands
+    from bench.cli_extra import add_commands
 
-    add_commands(board_sub, command)
+    add_commands(sub, board_sub, command)
     return parser
 
 

@@ -130,11 +130,11 @@ def _print_counts(proto, data_root: str | None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     """Validate protocol files; exit non-zero on the first invalid one."""
-    from bench.protocol import load_protocol, protocol_files
+    from bench.protocol import protocol_files, validate_file
 
     targets = [Path(f) for f in args.files] or [protocol_files()[n] for n in sorted(protocol_files())]
     for path in targets:
-        proto = load_protocol(path)
+        proto = validate_file(path)
         print(f"ok  {path.name}: {proto.name} v{proto.version}, {len(proto.test)} test sets, primary {proto.primary}")
 
 
