@@ -36,7 +36,7 @@ class Table:
     """One protocol version: its description, ranked and unranked rows, and what the pictures need."""
 
     data: dict[str, Any]
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # run id -> predictions
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # Run.key -> predictions
     runs: dict[str, Run] = field(default_factory=dict)
     definition: dict[str, Any] | None = None
 
@@ -65,8 +65,8 @@ def _table(members: list[Run], resamples: int) -> Table:
     if metric not in HIGHER_IS_BETTER or target not in [*proto["groups"], *proto["tests"]]:
         raise LeaderboardError(f"{first.path} has primary {proto['primary']!r}; use metric@group or metric@test "
                                f"({', '.join(HIGHER_IS_BETTER)}).")
-    definition = next((d for d in (definition_of(r.result) for r in members) if d), None)
-    frames = {r.result["run_id"]: read_predictions_file(r.predictions, r.result) for r in members if r.predictions}
+    definition = next((d for d in [definition_of(r.result) for r in members] if d), None)
+    frames = {r.key: read_predictions_file(r.predictions, r.result) for r in members if r.predictions}
     names = list(dict.fromkeys(proto.get("metrics") or [metric]))
     reps = replicates(frames, list(proto["tests"]), names, definition, resamples) if frames else {}
     rows: dict[tuple[str, str, str], list[Run]] = {}
@@ -91,7 +91,7 @@ def _table(members: list[Run], resamples: int) -> Table:
     data["provenance"] = _provenance(members)
     data["entries"] = [{"rank": e.pop("rank"), **e} for e in ranked]
     data["unranked"] = [e for e in entries if not e["origin"]["rankable"]]
-    return Table(data, frames, {r.result["run_id"]: r for r in members}, definition)
+    return Table(data, frames, {r.key: r for r in members}, definition)
 
 
 def _mark_ties(ranked: list[dict[str, Any]], higher: bool) -> None:
@@ -119,7 +119,7 @@ def _entry(runs: list[Run], proto: dict[str, Any], metric: str, target: str,
             )
         seeds[run.result["seed"]] = run
     runs = [seeds[s] for s in sorted(seeds)]
-    run_reps = [reps.get(r.result["run_id"]) for r in runs]
+    run_reps = [reps.get(r.key) for r in runs]
     boot = all(r is not None for r in run_reps)
     det = runs[0].detector
     key = (proto["name"], str(proto["version"]), det["name"], det["config_sha256"], runs[0].origin["kind"])

@@ -48,6 +48,11 @@ class Run:
     predictions: Path | None = None
 
     @property
+    def key(self) -> str:
+        """``detector/run_id``: unique within a protocol (run ids are only unique per detector)."""
+        return f"{self.result['detector']['name']}/{self.result['run_id']}"
+
+    @property
     def protocol(self) -> dict[str, Any]:
         return self.result["protocol"]
 

@@ -121,7 +121,8 @@ def _roc(table: Table, rows: list[dict[str, Any]], path: Path) -> None:
             curves[run_id, str(test)] = roc_points(part["score"].to_numpy(dtype=float), part["label"].to_numpy())
     for ax, (group, members) in zip(axes, groups.items()):
         for e in rows:
-            stack = [curves[r, m] for r in e["run_ids"] for m in members if (r, m) in curves]
+            keys = [f"{e['detector']}/{r}" for r in e["run_ids"]]
+            stack = [curves[k, m] for k in keys for m in members if (k, m) in curves]
             if not stack:
                 continue
             style = "-" if e["origin"]["rankable"] else ":"

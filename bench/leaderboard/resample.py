@@ -57,9 +57,9 @@ def unit_keys(frame: pd.DataFrame, synthetic: bool) -> np.ndarray:
 
 def replicates(frames: dict[str, pd.DataFrame], tests: list[str], metrics: list[str],
                definition: dict[str, Any] | None, resamples: int = RESAMPLES) -> dict[str, Replicates]:
-    """Bootstrap replicates ``{run id: {test: {metric: [B]}}}`` of runs of one protocol version.
+    """Bootstrap replicates ``{run key: {test: {metric: [B]}}}`` of runs of one protocol version.
 
-    ``frames`` maps a run id to its combined predictions (``test_set`` column); rows without a
+    ``frames`` maps a run's key to its combined predictions (``test_set`` column); rows without a
     finite score (images skipped by that run) are left out. The counts depend only on the test
     sets' units, so every run (and every detector) is scored on the same resamples: that pairing
     is what the tie test needs.
