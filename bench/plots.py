@@ -74,12 +74,17 @@ def plot_gsnr(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
         ax.set_ylabel(f"{column}: {ylabel}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fresh = set(table["run"].astype(str) == "fresh")
-    state = {frozenset({True}): "fresh (untrained) detectors", frozenset({False}): "trained detectors"}.get(
-        frozenset(fresh), "fresh (dashed) and trained (solid) detectors")
-    fig.suptitle(f"{title} · {state}" if title else state)
+    fig.suptitle(gsnr_title(table, title))
     fig.savefig(path, dpi=120, metadata={"Software": None})
     return Path(path)
+
+
+def gsnr_title(table: pd.DataFrame, title: str = "") -> str:
+    """``title`` followed by whether the figure shows fresh (untrained) detectors, trained runs, or both."""
+    fresh = set(table["run"].astype(str) == "fresh")
+    state = ("fresh (untrained) detectors" if fresh == {True} else "trained detectors" if fresh == {False}
+             else "fresh (dashed) and trained (solid) detectors")
+    return f"{title} · {state}" if title else state
 
 
 def plot_sweep(table: pd.DataFrame, path: str | Path, primary: str, cor: dict[str, dict[str, Any]] | None = None,

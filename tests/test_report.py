@@ -38,3 +38,19 @@ def test_report_marks_partial_and_unrankable_runs(tmp_path):
     text = written[0].read_text()
     assert "**Partial run** (--limit 4)" in text and "eval-only: weights from w.safetensors" in text
     assert [p.name for p in written[1:]] == ["heatmap.png", "roc.png"]
+
+
+def test_new_commands_have_help_with_an_example(capsys):
+    for args in (["report", "--help"], ["leaderboard", "export", "--help"], ["leaderboard", "build", "--help"]):
+        try:
+            main(args)
+        except SystemExit as exit_:
+            assert exit_.code == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out and "bench " in out.split("examples:")[1], args
+    try:
+        main(["validate", "--help"])
+    except SystemExit:
+        pass
+    out = capsys.readouterr().out
+    assert "protocol keys" in out and "<split>.frames_per_group" in out and "primary" in out

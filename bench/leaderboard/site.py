@@ -81,7 +81,7 @@ def _version(name: str, t: dict[str, Any]) -> str:
              _td(f"{e['params_trainable']:,}", str(e["params_trainable"]), "num"), _td(str(len(e["seeds"])), cls="num")]
             for e in t["entries"]]
     parts.append(_table(["rank", "detector", t["primary"], *others, "trainable params", "seeds"], rows, "ranked"))
-    parts += [f'<p class="legend">{escape(line)}</p>' for line in legend(t)]
+    parts += [f'<p class="legend">{escape(line.replace("`", ""))}</p>' for line in legend(t)]
     if t["unranked"]:
         parts.append("<h3>Not ranked</h3><p>Runs not trained under the protocol, or with skipped images.</p>")
         rows = [[_td(label(e)), _cell(e["primary"]), _td("; ".join(e["origin"]["reasons"]) or e["origin"]["kind"]),
