@@ -238,10 +238,10 @@ def read_predictions_file(path: Path, result: dict[str, Any]) -> pd.DataFrame:
         raise LeaderboardError(f"{path} has no column {missing[0]!r}; predictions need "
                                f"{', '.join(['test_set', *_NEEDED])}.")
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
+    kept = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
+    found = kept.groupby(["test_set", "label"]).size().to_dict()
     for test in result["protocol"]["tests"]:
-        part = frame[frame["test_set"] == test]
-        kept = part[np.isfinite(part["score"].to_numpy(dtype=float))]
-        counts = (int((kept["label"] == 0).sum()), int((kept["label"] == 1).sum()))
+        counts = (int(found.get((test, 0), 0)), int(found.get((test, 1), 0)))
         stored = result["metrics"].get(test, {})
         if counts != (stored.get("n_real"), stored.get("n_fake")):
             raise LeaderboardError(

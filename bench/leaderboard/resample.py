@@ -46,13 +46,13 @@ def real_pools(definition: dict[str, Any] | None, tests: list[str]) -> dict[str,
 
 def unit_keys(frame: pd.DataFrame, synthetic: bool) -> np.ndarray:
     """The resampling unit of every row: ``source:group``; synthetic reals drop the generator from the id."""
-    group = frame["group"].astype(str)
+    groups = frame["group"].astype(str).tolist()
     if synthetic:
-        parts = frame["id"].astype(str).str.split("/", n=3, expand=True)
-        if parts.shape[1] == 4:
-            domain = parts[1].str.partition("@")[2]
-            group = parts[0] + "/@" + domain + "/" + parts[2] + "/" + parts[3]
-    return (frame["source"].astype(str) + ":" + group).to_numpy()
+        for i, item in enumerate(frame["id"].astype(str).tolist()):
+            parts = item.split("/", 3)
+            if len(parts) == 4:
+                groups[i] = f"{parts[0]}/@{parts[1].partition('@')[2]}/{parts[2]}/{parts[3]}"
+    return np.array([f"{s}:{g}" for s, g in zip(frame["source"].astype(str).tolist(), groups)])
 
 
 def replicates(frames: dict[str, pd.DataFrame], tests: list[str], metrics: list[str],
@@ -78,22 +78,22 @@ def replicates(frames: dict[str, pd.DataFrame], tests: list[str], metrics: list[
             units.setdefault(("fake", test), set()).update(part.loc[part["label"] == 1, "unit"])
     order = {k: np.array(sorted(v)) for k, v in units.items()}
     counts = {k: resample_counts(len(v), resamples, *k) for k, v in order.items()}
+    joint: dict[str, np.ndarray] = {}  # per test set: [reals of its pool | its fakes], built once
     out: dict[str, Replicates] = {run_id: {} for run_id in frames}
     for (run_id, test), part in parts.items():
         fake = part["label"].to_numpy() == 1
         keys = part["unit"].to_numpy()
         real_key, fake_key = ("real", pools[test][0]), ("fake", test)
-        fake_index = np.searchsorted(order[fake_key], keys[fake])
-        real_index = np.searchsorted(order[real_key], keys[~fake])
+        if test not in joint:
+            joint[test] = np.hstack([counts[real_key], counts[fake_key]])
+        columns = np.where(fake, len(order[real_key]) + np.searchsorted(order[fake_key], keys),
+                           np.searchsorted(order[real_key], keys))
         videos = pd.factorize(part["source"].astype(str) + ":" + part["group"].astype(str))[0]
         scores = part["score"].to_numpy(dtype=float)
         step = max(1, _CELLS // max(1, len(part)))
         blocks = []
         for start in range(0, resamples, step):
-            stop = min(resamples, start + step)
-            weights = np.empty((stop - start, len(part)), dtype=np.int64)
-            weights[:, fake] = counts[fake_key][start:stop][:, fake_index]
-            weights[:, ~fake] = counts[real_key][start:stop][:, real_index]
-            blocks.append(weighted_metrics(scores, fake, weights, metrics, videos=videos))
+            blocks.append(weighted_metrics(scores, fake, joint[test][start:start + step], metrics, videos=videos,
+                                           columns=columns))
         out[run_id][test] = {m: np.concatenate([b[m] for b in blocks]) for m in blocks[0]}
     return out

@@ -34,69 +34,86 @@ def resample_counts(n_units: int, resamples: int, *key: str | int) -> np.ndarray
 
 
 def weighted_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, names: Iterable[str],
-                     videos: np.ndarray | None = None, threshold: float = 0.0) -> dict[str, np.ndarray]:
+                     videos: np.ndarray | None = None, threshold: float = 0.0,
+                     columns: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Metrics of one test set under each row of ``weights`` (``[B, n]`` integer counts per image).
 
     ``names`` are metric names of :data:`bench.metrics.METRIC_NAMES` (``acc`` adds ``real_acc`` and
     ``fake_acc``). ``videos`` (video index per image) is needed for ``video_auc``: a video's weight
-    is its frames' (equal) weight and its score the mean of its frames' scores.
+    is its frames' (equal) weight and its score the mean of its frames' scores. With ``columns``,
+    image i's weights are ``weights[:, columns[i]]`` (counts per unit, gathered once).
     Returns ``{name: [B] float64}``.
     """
     names = list(names)
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
     weights = np.asarray(weights, dtype=np.int64)
-    out: dict[str, np.ndarray] = {}
-    ranked = {"auc", "ap", "eer", "oracle_acc"} & set(names)
-    if ranked:
-        out.update(_ranked(scores, labels, weights, ranked))
-    if "acc" in names:
-        fake = weights[:, labels].sum(axis=1)
-        real = weights[:, ~labels].sum(axis=1)
-        hit_fake = weights[:, labels & (scores > threshold)].sum(axis=1)
-        hit_real = weights[:, ~labels & ~(scores > threshold)].sum(axis=1)
-        out["acc"] = (hit_fake + hit_real) / (fake + real)
-        out["real_acc"] = hit_real / real
-        out["fake_acc"] = hit_fake / fake
+    columns = np.arange(weights.shape[1]) if columns is None else np.asarray(columns)
+    out = _cumulative(scores, labels, weights, columns, set(names) - {"video_auc"}, threshold)
     if "video_auc" in names:
         if videos is None:
             raise ValueError("video_auc needs the video index of every image")
         _, first, inverse = np.unique(videos, return_index=True, return_inverse=True)
         mean = np.bincount(inverse, weights=scores) / np.bincount(inverse)
-        out["video_auc"] = _ranked(mean, labels[first], weights[:, first], {"auc"})["auc"]
+        out["video_auc"] = _cumulative(mean, labels[first], weights, columns[first], {"auc"}, threshold)["auc"]
     return {k: out[k] for k in [*names, "real_acc", "fake_acc"] if k in out}
 
 
-def _ranked(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, names: set[str]) -> dict[str, np.ndarray]:
-    """AUC, AP, EER and oracle accuracy from weighted cumulative counts over distinct scores, high to low."""
+def _cumulative(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, columns: np.ndarray,
+                names: set[str], threshold: float) -> dict[str, np.ndarray]:
+    """Every metric from the weighted counts of fakes (tp) and reals (fp) at or above each distinct score.
+
+    Counts are integers (exact); each metric costs a few passes over ``[B, distinct scores]``.
+    """
     order = np.argsort(-scores, kind="stable")
-    s, y, w = scores[order], labels[order], weights[:, order]
+    s, y = scores[order], labels[order]
+    sorted_weights = weights[:, columns[order]]
+    fake = sorted_weights * y
+    real = sorted_weights - fake
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    fake = np.add.reduceat(np.where(y, w, 0), starts, axis=1)  # [B, G] weight per distinct score
-    real = np.add.reduceat(np.where(y, 0, w), starts, axis=1)
+    if len(starts) < len(s):  # tied scores form one ROC point
+        fake, real = np.add.reduceat(fake, starts, axis=1), np.add.reduceat(real, starts, axis=1)
     tp, fp = np.cumsum(fake, axis=1), np.cumsum(real, axis=1)
-    pos, neg = tp[:, -1:], fp[:, -1:]
+    pos, neg = tp[:, -1], fp[:, -1]
+    rows = np.arange(len(tp))
     out = {}
     if "auc" in names:  # fakes beat the reals strictly below them, and half of the tied ones
-        wins = 2 * (fake * (neg - fp)).sum(axis=1) + (fake * real).sum(axis=1)
-        out["auc"] = wins / (2.0 * pos[:, 0] * neg[:, 0])
+        wins = 2 * (pos * neg - np.einsum("ij,ij->i", fake, fp)) + np.einsum("ij,ij->i", fake, real)
+        out["auc"] = wins / (2.0 * pos * neg)
     if "ap" in names:  # sum over thresholds of (recall step) x precision, as scikit-learn defines AP
         seen = tp + fp
         precision = np.divide(tp, seen, out=np.zeros(tp.shape), where=seen > 0)
-        out["ap"] = (fake * precision).sum(axis=1) / pos[:, 0]
-    if "eer" in names:  # where FNR = FPR on the ROC polyline, interpolated as bench.metrics does
-        zeros = np.zeros((len(w), 1))
-        fpr = np.hstack([zeros, fp / neg])
-        tpr = np.hstack([zeros, tp / pos])
-        d = (1.0 - tpr) - fpr
-        i = np.argmax(d <= 0, axis=1)
-        rows = np.arange(len(w))
-        d0, d1, f0, f1 = d[rows, i - 1], d[rows, i], fpr[rows, i - 1], fpr[rows, i]
-        step = np.divide(d0, d0 - d1, out=np.zeros_like(d0), where=d1 != 0)
-        out["eer"] = np.where(d1 == 0, f1, f0 + step * (f1 - f0))
+        out["ap"] = np.einsum("ij,ij->i", fake, precision) / pos
+    if "eer" in names:  # where FNR = FPR on the ROC polyline from (0, 0), interpolated as bench.metrics does
+        i = _crossing(tp, fp, pos, neg)
+        f1 = fp[rows, i] / neg
+        d1 = (1.0 - tp[rows, i] / pos) - f1
+        start = i == 0  # the crossing segment starts at (0, 0), where FNR - FPR = 1
+        f0 = np.where(start, 0.0, fp[rows, i - 1] / neg)
+        d0 = np.where(start, 1.0, (1.0 - tp[rows, i - 1] / pos) - f0)
+        step = np.divide(d0, d0 - d1, out=np.zeros_like(d0), where=d1 < 0)
+        out["eer"] = np.where(d1 < 0, f0 + step * (f1 - f0), f1)
+    if "acc" in names:  # "fake" means score > threshold: a prefix of the distinct scores, high to low
+        above = int(np.count_nonzero(s[starts] > threshold))
+        hit_fake = tp[:, above - 1] if above else np.zeros_like(pos)
+        hit_real = neg - (fp[:, above - 1] if above else 0)
+        out.update(acc=(hit_fake + hit_real) / (pos + neg), real_acc=hit_real / neg, fake_acc=hit_fake / pos)
     if "oracle_acc" in names:  # best accuracy of "score >= t", including "all real"
-        correct = np.hstack([neg, tp + (neg - fp)])
-        out["oracle_acc"] = correct.max(axis=1) / (pos[:, 0] + neg[:, 0])
+        out["oracle_acc"] = np.maximum((tp - fp).max(axis=1) + neg, neg) / (pos + neg)
     return out
+
+
+def _crossing(tp: np.ndarray, fp: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Per row, the first ROC point with FNR <= FPR, i.e. ``tp·neg + fp·pos >= pos·neg`` (exact integers).
+
+    The left side never decreases along a row, so a binary search finds it in log(n) steps.
+    """
+    lo, hi = np.zeros(len(tp), dtype=np.int64), np.full(len(tp), tp.shape[1] - 1)
+    rows = np.arange(len(tp))
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        reached = tp[rows, mid] * neg + fp[rows, mid] * pos >= pos * neg
+        hi, lo = np.where(reached, mid, hi), np.where(reached, lo, mid + 1)
+    return lo
 
 
 def pool_seeds(per_seed: np.ndarray, *key: str) -> np.ndarray:
