@@ -55,7 +55,7 @@ def test_aggregates_mean_and_sample_std_over_seeds(lb):
     assert f"{statistics.fmean(unseen):.3f} ± {statistics.stdev(unseen):.3f}" in page
     corit = next(e for e in index(lb)["entries"] if e["detector"] == "corit")
     assert corit["primary"]["std"] is None  # one seed: the page shows the mean alone
-    assert f"{corit['primary']['mean']:.3f} |" in page and not re.search(r"\bnan\b", page, re.I)
+    assert f"{corit['primary']['mean']:.3f} |" in page and not re.search(r"\bnan\b", page, re.IGNORECASE)
     assert "† the row's runs have no stored predictions" in page
 
 
@@ -191,7 +191,8 @@ def test_no_module_of_the_package_imports_torch():
             "import bench.plots, bench.cli_extra, bench.protocol_keys\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
             "print(len(list(pkgutil.walk_packages(lb.__path__))))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 10  # every module was imported
 

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from board import board, commit, make_result, predictions
+from board import TINY, board, commit, make_result, predictions
 
 from bench.leaderboard import build, check_fresh, render
 
@@ -33,7 +33,7 @@ def test_every_cell_has_an_interval_around_its_mean(lb):
         assert c["lo"] <= c["mean"] + 0.02 and c["mean"] - 0.02 <= c["hi"] and c["lo"] < c["hi"], c
     page = render(lb)[lb / "tiny.md"]
     assert re.search(r"\| 1 +\| best +\| 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]", page)
-    assert "†" not in page and not re.search(r"\bnan\b", page, re.I)
+    assert "†" not in page and not re.search(r"\bnan\b", page, re.IGNORECASE)
     assert "two-level bootstrap (1000 resamples" in page and "one-sided, α = 0.05" in page
 
 
@@ -104,7 +104,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_build_draws_the_pictures_the_page_links(tmp_path):
-    definition = json.loads(json.dumps(__import__("board").TINY.model_dump(mode="json")))
+    definition = TINY.model_dump(mode="json")
     lb = tmp_path / "lb"
     for seed in (0, 1):
         frame = predictions(1.0 + seed, seed)
@@ -125,3 +125,41 @@ def test_build_draws_the_pictures_the_page_links(tmp_path):
     commit(lb, result)
     with pytest.raises(Exception, match="stores a protocol definition whose hash"):
         render(lb)
+
+
+def test_a_non_finite_stored_metric_is_refused(tmp_path):
+    result = make_result("a", 0)
+    result["metrics"]["peaks_p4"]["ap"] = float("nan")
+    path = commit(tmp_path / "lb", result)
+    with pytest.raises(Exception, match="non-finite ap for peaks_p4") as info:
+        render(tmp_path / "lb")
+    assert str(path) in str(info.value)
+
+
+def test_robustness_pictures_from_degraded_test_sets_and_variant_protocols(tmp_path):
+    from bench.leaderboard.robustness import within_protocol
+    from bench.protocol import Protocol, load_protocol
+
+    panels = within_protocol(load_protocol("synthetic_cross_domain").model_dump(mode="json"))
+    assert [(p["kind"], [lvl for lvl, _ in p["points"]]) for p in panels] == [
+        ("jpeg", [75.0, 50.0]), ("resize", [0.5]), ("blur", [1.0])]
+    assert panels[0]["clean"] == "blend_ellipse" and panels[0]["combined"] == ["blend_ellipse_resize_half_jpeg60"]
+
+    clean = TINY.model_dump(mode="json")
+    variant = json.loads(json.dumps(clean))
+    variant["name"] = "tiny_jpeg75"
+    for spec in variant["test"].values():
+        spec["perturb"] = {"jpeg": 75, "blur": None, "downscale": None}
+    lb = tmp_path / "lb"
+    for definition in (clean, variant):
+        sha = Protocol.model_validate(definition).sha256()
+        for detector, separation in (("a", 1.5), ("b", 0.5)):
+            frame = predictions(separation, 0)
+            result = make_result(detector, 0, frame=frame)
+            result["protocol"].update(name=definition["name"], sha256=sha, definition=definition)
+            commit(lb, result, frame)
+    build(lb)
+    page = (lb / "tiny.md").read_text()
+    assert "![robustness](figures/tiny/v1/robustness.png)" in page and "JPEG quality" in page
+    assert (lb / "figures/tiny/v1/robustness.png").is_file()
+    assert "robustness" not in (lb / "tiny_jpeg75.md").read_text()  # drawn on the clean protocol's page

@@ -20,7 +20,7 @@ def data(n=60, seed=0):
 
 
 def test_weighted_metrics_equal_bench_metrics_on_each_resample():
-    scores, labels, videos = data()
+    scores, labels, _ = data()
     counts = resample_counts(len(scores), 6, "test")
     names = ["auc", "ap", "eer", "acc", "oracle_acc"]
     got = weighted_metrics(scores, labels, counts, names)

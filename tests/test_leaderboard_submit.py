@@ -44,10 +44,12 @@ def test_submit_stores_results_and_predictions_and_refuses_overwrite(tmp_path, r
     stored = json.loads(dest.read_text())
     assert stored["command"] == "bench run --protocol tiny --detector clip_linear --seeds 0"  # no --out path
     assert stored["protocol"]["definition"] == TINY.model_dump(mode="json")
-    text = gzip.open(preds, "rt").read()
+    with gzip.open(preds, "rt") as fh:
+        text = fh.read()
     assert text.splitlines()[0] == "test_set,index,source,id,subset,group,label,score"
     for test in TINY.test:  # the run's own lines, verbatim
-        own = gzip.open(run / "predictions" / f"{test}.csv.gz", "rt").read().splitlines()[1:]
+        with gzip.open(run / "predictions" / f"{test}.csv.gz", "rt") as fh:
+            own = fh.read().splitlines()[1:]
         assert all(f"{test},{line}" in text for line in own)
     with pytest.raises(LeaderboardError, match="already exists"):
         submit(run, tmp_path / "lb")

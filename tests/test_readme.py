@@ -20,12 +20,12 @@ DOCS = [ROOT / "README.md", ROOT / "docs" / "leaderboard.md"]
 
 
 def blocks(path: Path, language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", path.read_text(), flags=re.S | re.M)
+    return re.findall(rf"^```{language}\n(.*?)^```", path.read_text(), flags=re.DOTALL | re.MULTILINE)
 
 
 def test_only_known_block_languages():
     for path in DOCS:
-        languages = set(re.findall(r"^```(\w*)\n", path.read_text(), flags=re.M))
+        languages = set(re.findall(r"^```(\w*)\n", path.read_text(), flags=re.MULTILINE))
         assert languages <= {"", "bash", "python", "toml", "yaml"}, (path, languages)
 
 
@@ -37,7 +37,7 @@ def test_adapter_and_its_contract_test_run(tmp_path):
     (tmp_path / "test_contract.py").write_text(contract + "\n\ntest_tiny_cnn_honours_the_adapter_contract()\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, str(tmp_path / "test_contract.py")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -62,7 +62,7 @@ def test_protocol_keys_table_matches_the_schema_help():
 
     text = (ROOT / "README.md").read_text()
     table = text[text.index("<!-- protocol-keys:start -->"):text.index("<!-- protocol-keys:end -->")]
-    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", table, flags=re.M)
+    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", table, flags=re.MULTILINE)
     assert rows == [(k, m.replace("|", "\\|")) for k, m in KEYS]
 
 
@@ -82,6 +82,7 @@ def test_schema_help_describes_every_field():
 
 @pytest.mark.parametrize("block", blocks(ROOT / "docs" / "leaderboard.md", "python"))
 def test_docs_python_blocks_run_on_the_committed_leaderboard(block):
-    done = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "clip_linear" in done.stdout

@@ -132,7 +132,12 @@ def _entry(runs: list[Run], proto: dict[str, Any], metric: str, target: str,
         keys = dict.fromkeys(k for v in values for k in v if not is_count(k))
         cells[name] = {}
         for k in keys:
-            stat = _stat([float(v[k]) for v in values if k in v])
+            numbers = [float(v[k]) for v in values if k in v]
+            if not all(np.isfinite(numbers)):
+                bad = next(r for r, v in zip(runs, values) if k in v and not np.isfinite(float(v[k])))
+                raise LeaderboardError(f"{bad.path} has a non-finite {k} for {name}; a table never shows NaN, "
+                                       "so rerun that run with the current bench.")
+            stat = _stat(numbers)
             members = groups.get(name, [name])
             if boot and all(k in v for v in values) and all(k in rr.get(m, {}) for rr in run_reps for m in members):
                 per_seed = np.stack([np.mean([rr[m][k] for m in members], axis=0) for rr in run_reps])

@@ -154,7 +154,7 @@ def _robustness(t: dict[str, Any], panels: list[dict[str, Any]], path: Path) -> 
                         color=colours.get(label.split(" ")[0], "black"))
         ax.set_xticks(range(len(ticks)), ticks)
         where = " (variant protocols)" if panel.get("protocols") else ""
-        ax.set_xlabel(f"{name}{where}, stronger to the right")
+        ax.set_xlabel(f"{name}{where}; stronger →", fontsize=8)
         ax.set_ylabel(t["metric"] if not panel.get("protocols") else t["primary"])
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
