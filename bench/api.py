@@ -1,25 +1,32 @@
 """``run()``: the whole pipeline, top to bottom.
 
-protocol → data sources → detector → runner.fit → runner.predict → metrics → run directory.
+protocol → detector settings → hardware → data (cheap checks) → run directory → detector (contract
+checked) → runner.fit → runner.predict → metrics → results. Everything a user can get wrong is
+checked before the first expensive step; the run directory is marked INCOMPLETE until results.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench import record
 from bench.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
+from bench.checks import check_contract, check_writable
 from bench.data.splits import ResolvedSplit, build_sources, resolve_all
-from bench.errors import ConfigError, DataError, ImageError
+from bench.errors import BenchError, ConfigError, DataError, ImageError
 from bench.factory import resolve_detector
-from bench.metrics import check_two_classes, compute_metrics, group_means
+from bench.metrics import check_two_classes, compute_metrics
 from bench.protocol import Perturb, check_select, load_protocol
-from bench.results import SCHEMA_VERSION, command_line, environment, new_run_dir, now_iso, write_run
+from bench.provenance import command_line
+from bench.results import finish_run, new_run_dir, now_iso, open_run_dir
 from bench.runner import Runner, RunnerOptions
+from bench.training import STATE_DIR
 
 
 def data_root_from(value: str | Path | None) -> Path | None:
@@ -30,89 +37,115 @@ def data_root_from(value: str | Path | None) -> Path | None:
 
 def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[str, Any] | None = None,
         data_root: str | Path | None = None, out_dir: str | Path = "runs", opts: RunnerOptions | None = None,
-        limit: int | None = None, skip_bad_images: bool = False, run_name: str | None = None,
-        eval_only: bool = False, checkpoint: str | Path | None = None, perturb: Perturb | None = None) -> dict[str, Any]:
+        limit: int | None = None, check_images: bool = False, run_name: str | None = None,
+        eval_only: bool = False, checkpoint: str | Path | None = None, perturb: Perturb | None = None,
+        resume: str | Path | None = None) -> dict[str, Any]:
     """Train, select on validation, evaluate every test set and write a run directory; returns results.
 
     With ``eval_only``, nothing is trained: the weights come from ``checkpoint`` (a run directory or a
-    weights file, loaded strictly). ``perturb`` degrades every test set (an ad-hoc robustness check).
+    weights file, loaded strictly); without it, ``checkpoint`` is a warm start. ``perturb`` degrades
+    every test set. ``check_images`` decodes every file before the run (default: cheap checks, and
+    decode failures during the run follow ``opts.skip_bad_images``). ``resume`` continues an
+    interrupted run directory (the other arguments must be the ones it was started with).
     """
     started, t0 = now_iso(), time.perf_counter()
     opts = opts or RunnerOptions()
+    arguments = {"protocol": str(protocol), "detector": detector, "seed": seed, "overrides": overrides or {},
+                 "data_root": str(data_root) if data_root else None, "limit": limit, "check_images": check_images,
+                 "eval_only": eval_only, "checkpoint": str(checkpoint) if checkpoint else None,
+                 "perturb": perturb.model_dump(exclude_none=True) if perturb else None,
+                 "batch_size": opts.batch_size, "max_steps": opts.max_steps, "skip_bad_images": opts.skip_bad_images}
     proto = load_protocol(protocol)                                              # 1. protocol
     spec = resolve_detector(detector, overrides, proto.detector_defaults)       # 2. detector settings
     select = check_select(getattr(spec.config, "select", None) or proto.val.select)
-    run_dir = new_run_dir(Path(out_dir), proto.name, detector, seed, run_name)
-    sources = build_sources(proto, data_root_from(data_root))                   # 3. data
     if eval_only and checkpoint is None:
         raise ConfigError("--eval-only needs --checkpoint PATH (a run directory or a weights file).")
-    state, meta = read_checkpoint(Path(checkpoint)) if checkpoint is not None else (None, {})
+    check_writable(Path(out_dir))
+    runner = Runner(opts, seed, detector)                                       # 3. hardware
+    sources = build_sources(proto, data_root_from(data_root))                   # 4. data (cheap checks)
     splits = resolve_all(proto, sources, limit, perturb)
     for key, split in splits.items():  # training, selection and AUC all need both classes
         check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")
-    opts.skip = find_bad_images(splits, skip_bad_images)
-
-    runner = Runner(opts, seed)                                                 # 4. fit (seeded)
-    det = spec.build()
-    fit_start = time.perf_counter()
-    if state is not None:
-        check_origin(meta, spec.info(), str(checkpoint))
-        det.load_checkpoint(state, str(checkpoint), meta)
-    if eval_only:
-        selection = {"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
-    else:
-        selection = runner.fit(det, splits["train"], splits["val"], select,
-                               proto.budget.max_epochs, proto.budget.max_steps)
-    fit_seconds = time.perf_counter() - fit_start
-    predictions, metrics = {}, {}                                               # 5. predict + metrics
-    for key, split in splits.items():
-        if key.startswith("test/"):
-            scores = runner.predict(det, split)
-            frame = prediction_frame(split, scores)
-            kept = frame.dropna(subset=["score"])
-            metrics[split.name] = compute_metrics(kept["label"].to_numpy(), kept["score"].to_numpy(),
-                                                  proto.metrics, groups=(kept["source"] + ":" + kept["group"]).to_numpy(),
-                                                  where=f"{proto.name} test/{split.name}")
-            predictions[split.name] = frame
-    predict_seconds = time.perf_counter() - fit_start - fit_seconds
-
-    partial = [r for r, on in [(f"--limit {limit}", limit), (f"--max-steps {opts.max_steps}", opts.max_steps),
-                                (f"--perturb {perturb}", perturb)] if on]
-    result = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_dir.name, "status": "complete",
-        "partial": bool(partial), "partial_reasons": partial,
-        "protocol": {"name": proto.name, "version": proto.version, "sha256": proto.sha256(),
-                     "primary": proto.primary, "metrics": proto.metrics, "tests": list(proto.test),
-                     "groups": proto.groups},
-        "detector": {**spec.info(), "params_total": sum(p.numel() for p in det.parameters()),
-                     "params_trainable": sum(p.numel() for p in det.parameters() if p.requires_grad)},
-        "seed": seed, "selection": selection,
-        "metrics": metrics, "groups": group_means(metrics, proto.groups),
-        "data": {s.name: {"fingerprint": s.fingerprint, "n": len(s.table), "n_real": s.counts()[0],
-                          "n_fake": s.counts()[1]} for s in splits.values()},
-        "skipped_images": {"count": sum(len(v) for v in opts.skip.values()),
-                           "ids": {k: sorted(splits_by_name(splits)[k].table["id"].iloc[sorted(v)]) for k, v in
-                                   opts.skip.items()}},
-        "runner": {"batch_size": opts.batch_size, "workers": opts.workers, "precision": opts.precision,
-                   "max_steps": opts.max_steps, "limit": limit, "eval_only": eval_only,
-                   "checkpoint": str(checkpoint) if checkpoint else None,
-                   "perturb": perturb.model_dump(exclude_none=True) if perturb else None},
-        "env": environment(str(runner.accelerator.device), runner.accelerator.num_processes, opts.precision),
-        "timing": {"started_at": started, "finished_at": now_iso(), "fit_seconds": round(fit_seconds, 2),
-                   "predict_seconds": round(predict_seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2)},
-        "command": command_line(),
-    }
-    if runner.is_main:                                                          # 6. results (main process only)
-        config = {"protocol": proto.model_dump(mode="json"), "detector": spec.info(), "seed": seed,
-                  "runner": result["runner"], "data_root": str(data_root_from(data_root) or ""),
-                  "command": result["command"]}
-        run_dir = write_run(run_dir, result, config, runner.log, predictions,
-                            lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"])),
-                            rename_on_clash=run_name is None)
-        result["run_id"] = run_dir.name
+    opts.skip = check_files(splits, full=check_images, skip=opts.skip_bad_images)
+    runner.absent.update({k: set(v) for k, v in opts.skip.items()})
+    run_dir = _start(runner, out_dir, proto.name, detector, seed, run_name, resume,  # 5. run directory
+                     {"arguments": arguments, "protocol": proto.model_dump(mode="json"), "detector": spec.info(),
+                      "data_root": str(data_root_from(data_root) or ""), "command": command_line()})
+    try:
+        det = spec.build()                                                      # 6. detector (contract checked)
+        meta = load_weights(det, spec, checkpoint)
+        check_contract(det, detector, runner.accelerator, train=not eval_only)
+        fit_start = time.perf_counter()                                         # 7. fit (select on val, never test)
+        selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
+                     if eval_only else runner.fit(det, splits["train"], splits["val"], select,
+                                                  proto.budget.max_epochs, proto.budget.max_steps, run_dir=run_dir))
+        fit_seconds = time.perf_counter() - fit_start
+        predictions, metrics = evaluate(runner, det, proto, splits)             # 8. predict + metrics
+    except BenchError:
+        _discard_if_unstarted(runner, run_dir, resume)
+        raise
+    absent, conversions = runner.merged_records()
+    timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 9. results (main process)
+              "predict_seconds": round(time.perf_counter() - fit_start - fit_seconds, 2),
+              "total_seconds": round(time.perf_counter() - t0, 2)}
+    result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed, selection=selection,
+                             metrics=metrics, splits=splits, runner=runner, timing=timing, absent=absent,
+                             conversions=conversions, arguments={**arguments, "resumed": resume is not None})
+    if runner.is_main:
+        finish_run(run_dir, result, runner.log, predictions,
+                   lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"])))
     runner.accelerator.wait_for_everyone()
     result["run_dir"] = str(run_dir)
     return result
+
+
+def load_weights(det, spec, checkpoint: str | Path | None) -> dict[str, str]:
+    """Load ``checkpoint`` (eval-only weights or a warm start) into ``det``; return its metadata."""
+    if checkpoint is None:
+        return {}
+    state, meta = read_checkpoint(Path(checkpoint), spec.cls.checkpoint_globals)
+    check_origin(meta, spec.info(), str(checkpoint))
+    det.load_checkpoint(state, str(checkpoint), meta)
+    return meta
+
+
+def evaluate(runner: Runner, det, proto, splits: dict[str, ResolvedSplit]) -> tuple[dict, dict]:
+    """Scores and metrics of every test set (only images skipped with --skip-bad-images lack a score)."""
+    predictions, metrics = {}, {}
+    for key, split in splits.items():
+        if key.startswith("test/"):
+            frame = prediction_frame(split, runner.predict(det, split))
+            kept = frame.dropna(subset=["score"])
+            metrics[split.name] = compute_metrics(kept["label"].to_numpy(), kept["score"].to_numpy(), proto.metrics,
+                                                  groups=(kept["source"] + ":" + kept["group"]).to_numpy(),
+                                                  where=f"{proto.name} test/{split.name}")
+            predictions[split.name] = frame
+    return predictions, metrics
+
+
+def _discard_if_unstarted(runner: Runner, run_dir: Path, resume) -> None:
+    """A run stopped by a user error before any epoch was saved leaves no directory behind."""
+    if runner.is_main and resume is None and not (run_dir / STATE_DIR).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in (run_dir.parent, run_dir.parent.parent):  # <detector>/ and <protocol>/ when now empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+
+def _start(runner: Runner, out_dir, protocol: str, detector: str, seed: int, run_name: str | None,
+           resume, config: dict) -> Path:
+    """Make (or, with ``resume``, reuse) the run directory on the main process; every process gets its path."""
+    from accelerate.utils import broadcast_object_list
+
+    path = [Path(resume) if resume is not None else None]
+    if runner.is_main and resume is None:
+        path[0] = open_run_dir(new_run_dir(Path(out_dir), protocol, detector, seed, run_name), config,
+                               rename_on_clash=run_name is None)
+    if runner.accelerator.num_processes > 1:
+        broadcast_object_list(path)
+    return Path(path[0])
 
 
 def prediction_frame(split: ResolvedSplit, scores) -> pd.DataFrame:
@@ -128,14 +161,18 @@ def splits_by_name(splits: dict[str, ResolvedSplit]) -> dict[str, ResolvedSplit]
     return {s.name: s for s in splits.values()}
 
 
-def find_bad_images(splits: dict[str, ResolvedSplit], skip: bool) -> dict[str, set[int]]:
-    """Decode every file once; stop with the list of bad files unless ``skip`` (then return rows to skip)."""
+def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool) -> dict[str, set[int]]:
+    """Check every file before the run: cheap checks, or a full decode with ``full``.
+
+    Stop with the list of bad files unless ``skip`` (then return the rows to leave out).
+    """
     bad: dict[str, set[int]] = {}
     listing: list[str] = []
     for split in splits.values():
         for source_name, source in split.sources.items():
             rows = split.table.index[split.table["source"] == source_name]
-            for item_id, reason in source.find_bad_images(split.table.loc[rows]):
+            check = source.find_bad_images if full or not hasattr(source, "check_cheap") else source.check_cheap
+            for item_id, reason in check(split.table.loc[rows]):
                 row = int(rows[split.table.loc[rows, "id"].tolist().index(item_id)])
                 bad.setdefault(split.name, set()).add(row)
                 listing.append(reason)

@@ -35,8 +35,13 @@ def save_checkpoint(detector: Detector, path: Path, metadata: dict[str, str]) ->
     return path
 
 
-def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Load a checkpoint file (safetensors, or a torch ``.pth``/``.pt`` state dict) or a run directory's."""
+def read_checkpoint(path: Path, safe_globals: tuple = ()) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a checkpoint file (safetensors, or a torch ``.pth``/``.pt`` state dict) or a run directory's.
+
+    Torch files load with ``weights_only=True``; ``safe_globals`` are the exact non-tensor classes a
+    released file may hold (a detector's ``checkpoint_globals``, e.g. ``argparse.Namespace``). A
+    ``{"model": state_dict, ...}`` wrapper is unwrapped.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -48,11 +53,13 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 
         try:
             with safe_open(str(path), framework="pt") as fh:
-                return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+                # A safetensors handle, not a dict: keys() is its API.
+                return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})  # noqa: SIM118
         except SafetensorError as err:
             raise ConfigError(f"Checkpoint {path} is not a readable safetensors file ({err}).") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
         raise ConfigError(f"Checkpoint {path} cannot be read as a PyTorch state dict ({type(err).__name__}); "
                           "check the file (a truncated download?) or pass a .safetensors file.") from None

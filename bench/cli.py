@@ -11,7 +11,8 @@ EXAMPLES = {
     "run": "bench run --protocol synthetic_cross_domain --detector clip_linear\n"
            "  bench run --protocol synthetic_universal --detector univfd --seeds 0,1,2 -o lr=3e-4 --batch-size 32\n"
            "  bench run --protocol my_protocol.yaml --detector my_detector --plugin my_module --limit 50\n"
-           "  bench run --protocol universal --detector univfd --eval-only --checkpoint fc_weights.pth",
+           "  bench run --protocol universal --detector univfd --eval-only --checkpoint fc_weights.pth\n"
+           "  bench run --resume runs/synthetic_universal/sam/20261130-120000-s0",
     "ls": "bench ls detectors\n  bench ls protocols\n  bench ls sources",
     "show": "bench show protocol synthetic_universal\n  bench show detector univfd -o lr=1e-3",
     "validate": "bench validate                       # every shipped protocol\n"
@@ -24,8 +25,11 @@ EXAMPLES = {
                 "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
     "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
              "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep",
+    "reproduce": "bench reproduce leaderboard/results/synthetic_universal/sam/20261130-120000-s0.json\n"
+                 "  bench reproduce runs/synthetic_universal/sam/20261130-120000-s0 --tolerance 0.005",
     "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
                    "  bench leaderboard build --readme README.md",
+    "cache": "bench cache info\n  bench cache clear --older-than 30\n  BENCH_CACHE=/scratch/bench-cache bench cache info",
 }
 
 
@@ -38,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     run = command("run", "Train a detector on a protocol, select on validation, evaluate, write a run directory.")
-    run.add_argument("--protocol", required=True, help="registered protocol name or a .yaml path")
-    run.add_argument("--detector", required=True, help="registered detector or preset name")
+    run.add_argument("--protocol", help="registered protocol name or a .yaml path (required unless --resume)")
+    run.add_argument("--detector", help="registered detector or preset name (required unless --resume)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", "--seed", default="0", help="comma-separated training seeds (default 0)")
     seeds.add_argument("--all-seeds", action="store_true", help="use the protocol's seeds")
@@ -49,9 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs", help="where run directories go (default runs/)")
     run.add_argument("--run-name", help="name of the run directory (default <timestamp>-s<seed>)")
     run.add_argument("--batch-size", type=int, default=64, help="global batch size (default 64)")
-    run.add_argument("--workers", type=int, default=0, help="data-loader workers per process (default 0)")
-    run.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="mixed precision")
+    run.add_argument("--workers", default="auto",
+                     help="data-loader workers per process: auto (this process's cores minus one) or N")
+    run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; set it on shared machines)")
+    run.add_argument("--precision", choices=["no", "bf16", "fp16"],
+                     help="mixed precision (default: the launcher's --mixed_precision, else no)")
     run.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    run.add_argument("--check-images", action="store_true",
+                     help="decode every image before the run (default: cheap checks; bad images found later "
+                          "stop the run or, with --skip-bad-images, are skipped and recorded)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run directory from its last epoch")
+    run.add_argument("--no-cache", action="store_true",
+                     help="compute frozen features afresh instead of reusing them from $BENCH_CACHE")
     run.add_argument("--max-steps", type=int, help="stop training after N steps (marks the run partial)")
     run.add_argument("--limit", type=int, help="at most N images per class per split (marks the run partial)")
     run.add_argument("--skip-bad-images", action="store_true",
@@ -119,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--batch-size", type=int, default=64)
     sweep.add_argument("--limit", type=int, help="at most N images per class per split (marks runs partial)")
 
+    again = command("reproduce", "Re-run a stored result's own run and compare every number within a tolerance.")
+    again.add_argument("result", help="a results.json, a run directory, or a file under leaderboard/results/")
+    again.add_argument("--tolerance", type=float, default=0.01,
+                       help="absolute difference allowed per metric (default 0.01; see `bench reproduce --help`)")
+    again.add_argument("--out", help="where the new run goes (default: a temporary directory)")
+    again.add_argument("--data-root", help="root of the datasets (default $BENCH_DATA_ROOT)")
+
     board = command("leaderboard", "Submit a finished run, or build leaderboard markdown from committed results.")
     board_sub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
     submit = board_sub.add_parser("submit", help="copy a run's results.json into leaderboard/results/")
@@ -127,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     build = board_sub.add_parser("build", help="write leaderboard/<protocol>.md from leaderboard/results/")
     build.add_argument("--leaderboard-dir", default="leaderboard")
     build.add_argument("--readme", help="also refresh the leaderboard block of this README")
+    cache = command("cache", "Feature cache of frozen-backbone detectors ($BENCH_CACHE): list entries, or delete them.")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    cache_sub.add_parser("info", help="entries per namespace, sizes, total and location")
+    cache_sub.add_parser("clear", help="delete every entry, or those no run used for --older-than DAYS").add_argument(
+        "--older-than", type=float, metavar="DAYS", help="keep entries used within the last DAYS days")
     from bench.cli_extra import add_commands
 
     add_commands(sub, board_sub, command)
@@ -135,14 +160,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``bench`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     from bench import commands
 
+    if args.command == "run" and not args.resume and not (args.protocol and args.detector):
+        parser.error("bench run needs --protocol and --detector (or --resume RUN_DIR)")
     try:
         getattr(commands, f"cmd_{args.command}")(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: an unfinished run directory stays marked INCOMPLETE (continue it with "
+              "`bench run --resume RUN_DIR`; it is never taken for a finished run).", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -18,11 +19,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     from bench.api import run
     from bench.factory import parse_overrides
     from bench.protocol import load_protocol
-    from bench.runner import RunnerOptions
 
     import_plugins(args.plugin)
+    if args.resume:
+        return _resume(args)
     overrides = parse_overrides(args.override)
-    for flag, value in (("--limit", args.limit), ("--max-steps", args.max_steps), ("--batch-size", args.batch_size)):
+    for flag, value in (("--limit", args.limit), ("--max-steps", args.max_steps), ("--batch-size", args.batch_size),
+                        ("--threads", args.threads)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be a positive integer, got {value}.")
     if args.all_seeds:
@@ -34,25 +37,52 @@ def cmd_run(args: argparse.Namespace) -> None:
             raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2.") from None
     if args.run_name and len(seeds) > 1:
         raise ConfigError("--run-name names one run directory; use it with a single seed.")
-    perturb = None
-    if args.perturb:
-        from pydantic import ValidationError
-
-        from bench.protocol import Perturb
-
-        try:
-            perturb = Perturb(**parse_overrides(args.perturb.split(",")))
-        except ValidationError as err:
-            raise ConfigError(f"--perturb {args.perturb!r} is invalid: {err.errors()[0]['msg']} "
-                              "(keys: jpeg=1..100, blur=sigma>0, downscale=0..1).") from None
+    perturb = _perturb(args.perturb) if args.perturb else None
     for seed in seeds:
-        opts = RunnerOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision,
-                             cpu=args.cpu, max_steps=args.max_steps)
         result = run(args.protocol, args.detector, seed=seed, overrides=overrides, data_root=args.data_root,
-                     out_dir=args.out, opts=opts, limit=args.limit, skip_bad_images=args.skip_bad_images,
+                     out_dir=args.out, opts=_options(args), limit=args.limit, check_images=args.check_images,
                      run_name=args.run_name, eval_only=args.eval_only, checkpoint=args.checkpoint,
                      perturb=perturb)
         print_result(result)
+
+
+def _options(args: argparse.Namespace, batch_size: int | None = None, max_steps: int | None = None,
+             skip_bad_images: bool | None = None):
+    from bench.runner import RunnerOptions
+
+    return RunnerOptions(batch_size=batch_size or args.batch_size, workers=args.workers, precision=args.precision,
+                         cpu=args.cpu, max_steps=max_steps if max_steps is not None else args.max_steps,
+                         threads=args.threads, cache=not args.no_cache,
+                         skip_bad_images=args.skip_bad_images if skip_bad_images is None else skip_bad_images)
+
+
+def _perturb(text: str):
+    from pydantic import ValidationError
+
+    from bench.factory import parse_overrides
+    from bench.protocol import Perturb
+
+    try:
+        return Perturb(**parse_overrides(text.split(",")))
+    except ValidationError as err:
+        raise ConfigError(f"--perturb {text!r} is invalid: {err.errors()[0]['msg']} "
+                          "(keys: jpeg=1..100, blur=sigma>0, downscale=0..1).") from None
+
+
+def _resume(args: argparse.Namespace) -> None:
+    """Continue an interrupted run with the arguments it was started with (hardware flags may change)."""
+    from bench.api import run
+    from bench.protocol import Perturb
+    from bench.results import resumable_run_dir
+
+    saved = resumable_run_dir(Path(args.resume))["arguments"]
+    result = run(saved["protocol"], saved["detector"], seed=saved["seed"], overrides=saved["overrides"],
+                 data_root=args.data_root or saved["data_root"], opts=_options(
+                     args, saved["batch_size"], saved["max_steps"], saved["skip_bad_images"]),
+                 limit=saved["limit"], check_images=saved["check_images"], eval_only=saved["eval_only"],
+                 checkpoint=saved["checkpoint"], perturb=Perturb(**saved["perturb"]) if saved["perturb"] else None,
+                 resume=args.resume)
+    print_result(result)
 
 
 def print_result(result: dict) -> None:
@@ -86,7 +116,7 @@ def cmd_ls(args: argparse.Namespace) -> None:
     for name in registry.names():
         try:
             entry = registry.entry(name)
-        except Exception as err:  # one broken plugin must not hide the others
+        except Exception as err:  # noqa: BLE001 (one broken plugin must not hide the others)
             rows.append([name, f"cannot be loaded: {type(err).__name__}: {err}", "?"])
             continue
         obj = entry.obj
@@ -112,6 +142,11 @@ def cmd_show(args: argparse.Namespace) -> None:
     spec = resolve_detector(args.name, parse_overrides(args.override), defaults)
     print(f"# {spec.name}: {spec.description}\n# class {spec.cls.__module__}.{spec.cls.__qualname__} "
           f"v{spec.cls.version}, provided by {spec.provider}")
+    if spec.defaults_applied:
+        print(f"# from protocol {args.protocol}: {', '.join(f'{k}={v}' for k, v in spec.defaults_applied.items())}")
+    notes = getattr(spec.cls, "portability_notes", "")
+    for line in textwrap.wrap(" ".join(notes.split()), 100):
+        print(f"# offline analog: {line}")
     print(yaml.safe_dump(dataclasses.asdict(spec.config), sort_keys=False), end="")
 
 
@@ -268,3 +303,63 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     written = report(Path(args.run_dir), Path(args.out) if args.out else None)
     print(f"wrote {written[0]} and {len(written) - 1} pictures")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    """Re-run a stored result and print, per metric, the stored value, the new one and the difference."""
+    import sys
+
+    from bench.reproduce import compare, machine_note, reproduce
+
+    if not args.tolerance >= 0:
+        raise ConfigError(f"--tolerance {args.tolerance} must be a number >= 0.")
+    stored, new = reproduce(Path(args.result), Path(args.out) if args.out else None, args.data_root)
+    rows = compare(stored, new, args.tolerance)
+    print(tabulate([[r["where"], r["metric"], r["stored"], r["new"], r["diff"], "yes" if r["agree"] else "NO"]
+                    for r in rows], headers=["test set", "metric", "stored", "new", "diff", "agree"],
+                   floatfmt=".5f"))
+    off = [r for r in rows if not r["agree"]]
+    print(f"machines: {machine_note(stored, new)}")
+    print(f"new run: {new['run_dir']}")
+    if off:
+        worst = max(off, key=lambda r: abs(r["diff"]) if r["diff"] is not None else float("inf"))
+        print(f"{len(off)} of {len(rows)} numbers differ by more than {args.tolerance} (largest: {worst['where']} "
+              f"{worst['metric']} {worst['diff']:+.5f}).")
+        sys.exit(1)
+    print(f"all {len(rows)} numbers agree within {args.tolerance}.")
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    """Show the feature cache (entries, sizes, location) or delete entries."""
+    from bench.cache import ENV, FeatureCache
+
+    cache = FeatureCache()
+    if args.cache_command == "clear":
+        removed, freed = cache.clear(args.older_than)
+        print(f"removed {removed} entries ({_bytes(freed)}) from {cache.root}")
+        return
+    rows = cache.info()
+    print(f"feature cache: {cache.root} (set by ${ENV})")
+    if rows:
+        table = [{"namespace": r["namespace"][:12], "features of": _parts_summary(r["parts"]), "entries": r["shards"],
+                  "rows": r["items"], "dim": r["dim"], "size": _bytes(r["bytes"]), "last used": r["last_used"]}
+                 for r in rows]
+        print(tabulate(table, headers="keys", disable_numparse=True))
+    print(f"{len(rows)} namespaces, {sum(r['shards'] for r in rows)} entries, "
+          f"{sum(r['items'] for r in rows)} feature rows, {_bytes(sum(r['bytes'] for r in rows))} in total")
+
+
+def _parts_summary(parts, width: int = 60) -> str:
+    """The short, scalar parts of a namespace (what the features are of), cut to ``width``."""
+    if not isinstance(parts, dict):
+        return "?"
+    text = " ".join(f"{k}={v}" for k, v in parts.items() if isinstance(v, str | int | float) and len(str(v)) <= 40)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

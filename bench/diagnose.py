@@ -52,9 +52,9 @@ def layer_groups(detector: nn.Module) -> dict[str, tuple[str, int]]:
         prefix, backbone = found
         names = list(backbone.layer_names)
         n_layers = len(names)
-        # ``_blocks`` are the tapped modules in layer_names order; identity works across libraries
+        # ``blocks`` are the tapped modules in layer_names order; identity works across libraries
         # (open_clip's blocks live at transformer.resblocks.N but are named blocks.N).
-        owner = {id(p): i for i, block in enumerate(backbone._blocks) for p in block.parameters()}
+        owner = {id(p): i for i, block in enumerate(backbone.blocks) for p in block.parameters()}
         full = f"{prefix}.model." if prefix else "model."
         pointer = 0
         for name, p in backbone.model.named_parameters():

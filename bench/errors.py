@@ -33,3 +33,7 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+class DetectorError(BenchError):
+    """A detector broke the adapter contract, or produced outputs no metric may use (NaN, inf, divergence)."""

@@ -1,7 +1,8 @@
 """Resolve a detector name (class or preset) and settings into a validated config, then build it.
 
 Precedence, lowest first: the ``Config`` defaults, the preset's overrides, the protocol's
-``detector_defaults`` (only keys the detector has), the user's ``-o key=value`` overrides.
+``detector_defaults`` (only keys the detector has), the protocol's per-detector block
+``detector_defaults.<detector name>`` (every key must exist), the user's ``-o key=value`` overrides.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 
 from bench.detector import Detector, Preset, build_config
-from bench.errors import ConfigError
+from bench.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -75,8 +76,20 @@ def resolve_detector(name: str, overrides: dict[str, Any] | None = None,
     obj = entry.obj
     preset = obj if isinstance(obj, Preset) else Preset(detector=obj)
     cls = preset.detector
+    if not (isinstance(cls.Config, type) and dataclasses.is_dataclass(cls.Config)):
+        raise ConfigError(f"The Config of detector {name!r} is not a dataclass; decorate it with @dataclass "
+                          f"(bench validates its keys and types).")
     keys = {f.name for f in dataclasses.fields(cls.Config)}
-    applied = {k: v for k, v in (protocol_defaults or {}).items() if k in keys}
+    defaults = protocol_defaults or {}
+    applied = {k: v for k, v in defaults.items() if k in keys}
+    own = defaults.get(name) if name not in keys else None
+    if isinstance(own, dict):  # a per-detector block, e.g. ``npr: {lr: 2.0e-4}``
+        unknown = sorted(set(own) - keys)
+        if unknown:
+            raise ConfigError(f"The protocol's detector_defaults.{name} sets {unknown[0]!r}, which detector "
+                              f"{name!r} does not have.{did_you_mean(unknown[0], keys)} Valid settings: "
+                              f"{', '.join(sorted(keys))}.")
+        applied.update(own)
     values = {**preset.overrides, **applied, **(overrides or {})}
     config = build_config(cls.Config, values, where=f"detector {name!r}")
     description = preset.description or (cls.__doc__ or "").strip().split("\n")[0]

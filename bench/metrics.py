@@ -79,7 +79,8 @@ def compute_metrics(
 
     Returns:
         ``{name: value}`` in the requested order (``acc`` is followed by ``real_acc`` and
-        ``fake_acc``), then ``n_real`` and ``n_fake``. Values are python floats, counts ints.
+        ``fake_acc``; ``video_auc`` by ``n_videos``, the number of videos it ranked), then
+        ``n_real`` and ``n_fake``. Values are python floats, counts ints.
 
     Raises:
         DataError: one-class input, labels other than 0/1, non-finite scores, length mismatch,
@@ -124,6 +125,7 @@ def compute_metrics(
             video_labels, video_scores = video_level(y, s, groups, where)
             check_two_classes(video_labels, f"{where} (video level)")
             out["video_auc"] = float(roc_auc_score(video_labels, video_scores))
+            out["n_videos"] = len(video_labels)
     out["n_real"] = n_real
     out["n_fake"] = n_fake
     return out

@@ -1,7 +1,11 @@
 """Run directories: ``config.yaml``, ``train_log.jsonl``, ``predictions/<test>.csv.gz`` and ``results.json``.
 
-``results.json`` is written last and atomically, so a directory with one is a finished run. An
-existing run directory is never overwritten.
+A run directory is made when the run starts (so an unwritable ``--out`` fails before any work),
+with ``config.yaml`` and an ``INCOMPLETE`` marker; training state goes to ``state/`` after every
+epoch. When the run ends, predictions, the checkpoint and ``results.json`` (atomically) are
+written, then the marker and the state are removed: a finished run has ``results.json`` and no
+marker. An interrupted one keeps its marker (``bench run --resume DIR`` continues it) and is never
+taken for a finished run. An existing run directory is never overwritten.
 """
 
 from __future__ import annotations
@@ -9,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,7 +27,17 @@ import yaml
 
 from bench.errors import BenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions this bench can read (2 added origin, provenance and data-handling records).
+READABLE_SCHEMAS = (1, 2)
+INCOMPLETE = "INCOMPLETE"
+PREDICTION_COLUMNS = {
+    "index": "row of the test set's table (0..n-1)", "source": "protocol source the row comes from",
+    "id": "the image's id in its source (a relative path for files)", "subset": "generator or sub-dataset",
+    "group": "video id for frame datasets (= id for still images)", "label": "0 real, 1 fake",
+    "score": "the detector's logit: > 0 means fake; sigmoid(score) = P(fake); empty for skipped images",
+    "test_set": "the protocol's test-set name", "seed": "training seed of the run", "run_id": "the run directory's name",
+}
 _PACKAGES = ["forgery-bench", "torch", "torchvision", "timm", "open_clip_torch", "accelerate", "scikit-learn", "numpy"]
 
 
@@ -46,7 +60,9 @@ def git_state() -> tuple[str | None, bool | None]:
 
 
 def environment(device: str, num_processes: int, precision: str) -> dict[str, Any]:
-    """Library versions, git state and hardware of this run."""
+    """Library versions, git state, hardware, math backends and launch of this run."""
+    from bench.provenance import cpu_info, launch_command, math_backends
+
     sha, dirty = git_state()
     versions = {}
     for pkg in _PACKAGES:
@@ -56,7 +72,8 @@ def environment(device: str, num_processes: int, precision: str) -> dict[str, An
             versions[pkg] = None
     return {"bench": versions.pop("forgery-bench"), "git_sha": sha, "git_dirty": dirty,
             "python": platform.python_version(), **versions, "platform": platform.platform(),
-            "device": device, "num_processes": num_processes, "mixed_precision": precision}
+            "device": device, "num_processes": num_processes, "world_size": num_processes,
+            "mixed_precision": precision, "cpu": cpu_info(), "math": math_backends(), "launch": launch_command()}
 
 
 def new_run_dir(out_dir: Path, protocol: str, detector: str, seed: int, name: str | None = None) -> Path:
@@ -81,15 +98,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_run(run_dir: Path, result: dict[str, Any], config: dict[str, Any], log: list[dict[str, Any]],
-              predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None,
-              rename_on_clash: bool = False) -> Path:
-    """Create ``run_dir`` (it must not exist) and write every file of the run; results.json last.
+def open_run_dir(run_dir: Path, config: dict[str, Any], rename_on_clash: bool = False) -> Path:
+    """Create ``run_dir`` now, with ``config.yaml`` and the ``INCOMPLETE`` marker; return the directory made.
 
-    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
     With ``rename_on_clash`` (automatic names), a directory made meanwhile by a run that started in
-    the same second gets this run a ``-<n>`` suffix instead of losing the finished run.
-    Returns the directory actually written.
+    the same second gets this run a ``-<n>`` suffix instead of failing.
     """
     run_dir, base, n = Path(run_dir), Path(run_dir), 1
     while True:
@@ -100,36 +113,63 @@ def write_run(run_dir: Path, result: dict[str, Any], config: dict[str, Any], log
             if not rename_on_clash:
                 raise BenchError(f"Run directory {run_dir} already exists; runs are never overwritten.") from None
             run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+        except OSError as err:
+            raise BenchError(f"Run directory {run_dir} cannot be created ({err.strerror or err}); choose a "
+                             f"writable --out.") from None
+    (run_dir / INCOMPLETE).write_text(f"started {now_iso()}; resume with `bench run --resume {run_dir}`\n")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return run_dir
+
+
+def resumable_run_dir(run_dir: Path) -> dict[str, Any]:
+    """The ``config.yaml`` of an interrupted run (``--resume``); a clear error for anything else."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise BenchError(f"{run_dir} is not a run directory (no config.yaml); pass the directory of an "
+                         f"interrupted `bench run`.")
+    if not (run_dir / INCOMPLETE).exists():
+        raise BenchError(f"{run_dir} is a finished run (it has results.json and no {INCOMPLETE} marker); "
+                         f"there is nothing to resume.")
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
+               predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None) -> Path:
+    """Write the log, predictions, checkpoint and (last, atomically) results.json; unmark the run.
+
+    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
+    """
+    run_dir = Path(run_dir)
     with open(run_dir / "train_log.jsonl", "w") as fh:
         fh.writelines(json.dumps(record, default=_plain) + "\n" for record in log)
-    (run_dir / "predictions").mkdir()
+    folder = run_dir / "predictions"
+    folder.mkdir(exist_ok=True)
     for name, frame in predictions.items():
-        frame.to_csv(run_dir / "predictions" / f"{name}.csv.gz", index=False, float_format="%.6g")
+        frame = frame.assign(test_set=name, seed=result["seed"], run_id=run_dir.name)
+        frame.to_csv(folder / f"{name}.csv.gz", index=False, float_format="%.6g")
+    _atomic_write(folder / "columns.json", json.dumps(PREDICTION_COLUMNS, indent=2) + "\n")
     if save_checkpoint is not None:
         save_checkpoint(run_dir)
     _atomic_write(run_dir / "results.json", json.dumps({**result, "run_id": run_dir.name}, indent=2,
                                                        default=_plain) + "\n")
+    (run_dir / INCOMPLETE).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "state", ignore_errors=True)
     return run_dir
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:
     """Load ``results.json`` of a run directory, with a clear error for unfinished or foreign dirs."""
     path = Path(run_dir) / "results.json"
+    if (Path(run_dir) / INCOMPLETE).exists():
+        raise BenchError(f"{run_dir} is an unfinished run (interrupted?); finish it with `bench run --resume "
+                         f"{run_dir}` before using it.")
     if not path.is_file():
         raise BenchError(f"{run_dir} has no results.json; it is not a finished run directory.")
     data = json.loads(path.read_text())
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in READABLE_SCHEMAS:
         raise BenchError(f"{path} has schema_version {data.get('schema_version')!r}; this bench reads "
-                         f"version {SCHEMA_VERSION}.")
+                         f"versions {', '.join(map(str, READABLE_SCHEMAS))}.")
     return data
-
-
-def command_line() -> str:
-    """The command as typed, for provenance."""
-    prog = Path(sys.argv[0]).name
-    prog = "bench" if prog in ("bench", "__main__.py", "-m") else prog
-    return " ".join([prog, *sys.argv[1:]])
 
 
 def portable_command(command: str) -> str:

@@ -2,11 +2,14 @@
 
 One process or many (``accelerate launch -m bench run ...``): batches are split across processes
 (``split_batches=True``) so the global batch, the data order and hence the results do not depend
-on the number of processes; scores are gathered with ``gather_for_metrics``.
+on the number of processes; scores are gathered with ``gather_for_metrics``. Every score, feature
+and loss a detector produces must be finite (:mod:`bench.checks`); only images skipped with
+``--skip-bad-images`` may lack a score.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,16 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
-from torch.utils.data import DataLoader
+from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
-from bench.checkpoint import trained_state
+from bench import training
+from bench.checks import require_finite
 from bench.data.dataset import RawDataset
 from bench.data.splits import ResolvedSplit
-from bench.detector import Detector, FeatureSet, StepContext
+from bench.detector import Detector, FeatureSet
 from bench.errors import ConfigError
-from bench.metrics import HIGHER_IS_BETTER, compute_metrics
+from bench.feature_store import FeatureStore
+from bench.loading import make_loader, resolve_workers
+from bench.metrics import compute_metrics
+
+PRECISIONS = ("no", "bf16", "fp16")
 
 
 @dataclass
@@ -31,149 +38,203 @@ class RunnerOptions:
     """Hardware and debugging options (never model or data settings)."""
 
     batch_size: int = 64
-    workers: int = 0
-    precision: str = "no"
+    #: Loader workers per process: "auto" (cores of this process's share minus one) or a number.
+    workers: int | str = "auto"
+    #: Mixed precision; None takes the launcher's (``accelerate launch --mixed_precision``) or "no".
+    precision: str | None = None
     cpu: bool = False
     max_steps: int | None = None
-    #: Rows of each split to leave out (undecodable images the user chose to skip).
+    #: torch intra-op threads (None: torch's default).
+    threads: int | None = None
+    #: Leave out images that fail to decode (recorded) instead of stopping the run.
+    skip_bad_images: bool = False
+    #: Reuse frozen features across runs (``$BENCH_CACHE``); False is ``--no-cache``.
+    cache: bool = True
+    #: Rows of each split to leave out (bad images found before the run with --check-images).
     skip: dict[str, set[int]] = field(default_factory=dict)
+
+
+def resolve_precision(requested: str | None, cpu: bool) -> str:
+    """The precision a run really uses, or a ConfigError when it would be recorded but not applied."""
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if requested and launcher and launcher != requested:
+        raise ConfigError(f"--precision {requested} conflicts with the launcher's --mixed_precision {launcher}; "
+                          f"give one of them, or the same value to both.")
+    precision = requested or launcher or "no"
+    if precision not in PRECISIONS:
+        raise ConfigError(f"Precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+    if precision == "fp16" and cpu:
+        raise ConfigError("--precision fp16 does not run on the CPU (autocast there supports bf16 only), so "
+                          "the run would be fp32 while recorded as fp16; use --precision bf16 or no.")
+    return precision
 
 
 class Runner:
     """Fits a detector under a budget with validation-based selection, then predicts scores."""
 
-    def __init__(self, opts: RunnerOptions, seed: int):
+    def __init__(self, opts: RunnerOptions, seed: int, detector_name: str = "detector"):
         self.opts = opts
+        if opts.threads is not None:
+            if opts.threads < 1:
+                raise ConfigError(f"--threads {opts.threads} must be >= 1.")
+            torch.set_num_threads(opts.threads)
         use_cpu = opts.cpu or not torch.cuda.is_available()
+        self.precision = resolve_precision(opts.precision, use_cpu)
         # cpu=True matters for multi-process CPU runs: without it each process silently runs alone.
-        self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=opts.precision,
-                                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+        self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=self.precision,
+                                       dataloader_config=DataLoaderConfiguration(split_batches=True,
+                                                                                 non_blocking=not use_cpu))
         if opts.batch_size % self.accelerator.num_processes:
             raise ConfigError(f"--batch-size {opts.batch_size} must be divisible by the number of processes "
                               f"({self.accelerator.num_processes}); the global batch is split across them.")
-        self.seed = seed
+        self.seed, self.name = seed, detector_name
         set_seed(seed)
         self.log: list[dict[str, Any]] = []
+        #: Rows left out per split (decode failures during the run, with --skip-bad-images).
+        self.absent: dict[str, set[int]] = {k: set(v) for k, v in opts.skip.items()}
+        #: Conversion code per decoded row per split (0 = none; bench.data.base.CONVERSIONS).
+        self.conversions: dict[str, dict[int, int]] = {}
+        self.workers_used: dict[str, int] = {}
+        #: Frozen features shared across runs (None with --no-cache); see bench.feature_store.
+        self.cache = FeatureStore(self.precision) if opts.cache else None
 
     @property
     def is_main(self) -> bool:
         """True on the process that writes files."""
         return self.accelerator.is_main_process
 
-    def _loader(self, split: ResolvedSplit, transform, shuffle: bool) -> DataLoader:
-        dataset = RawDataset(split, transform, self.opts.skip.get(split.name), seed=self.seed)
-        generator = torch.Generator().manual_seed(self.seed)
-        # Training drops the short last batch: with several processes accelerate would pad it with
-        # samples of the first batch, so the gradient would depend on the process count.
-        return DataLoader(dataset, batch_size=self.opts.batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=self.opts.workers, drop_last=shuffle)
+    # -- loaders and bookkeeping ------------------------------------------------------------------
+    def loader(self, split: ResolvedSplit, transform, shuffle: bool, stream: int = 0, skip: set[int] | None = None):
+        """A prepared loader over ``split`` (see :mod:`bench.loading`); ``skip``: rows to leave out."""
+        skip = self.opts.skip.get(split.name) if skip is None else skip
+        dataset = RawDataset(split, transform, skip, seed=self.seed)
+        n_batches = len(dataset) // self.opts.batch_size
+        workers = resolve_workers(self.opts.workers, self.accelerator.state.num_processes, n_batches)
+        self.workers_used[split.name] = workers
+        loader = make_loader(dataset, self.opts.batch_size, shuffle=shuffle, seed=self.seed, stream=stream,
+                             workers=workers, pin_memory=self.accelerator.device.type == "cuda")
+        return self.accelerator.prepare_data_loader(loader), loader.sampler
 
     def _bar(self, iterable, desc: str, total: int | None = None):
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True,
                     disable=not self.accelerator.is_local_main_process)
 
+    def record(self, split: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Note decode failures and conversions of a batch; return the batch without failed images."""
+        index = batch["index"].cpu().tolist()
+        if "conversion" in batch:
+            seen = self.conversions.setdefault(split, {})
+            seen.update(zip(index, batch["conversion"].cpu().tolist()))
+        valid = batch.get("valid")
+        if valid is None or bool(valid.all()):
+            return batch
+        self.absent.setdefault(split, set()).update(i for i, ok in zip(index, valid.cpu().tolist()) if not ok)
+        return {k: v[valid] if isinstance(v, torch.Tensor) and len(v) == len(valid) else v for k, v in batch.items()}
+
+    def merged_records(self) -> tuple[dict[str, set[int]], dict[str, dict[int, int]]]:
+        """Absent rows and conversions of every process (call on all processes)."""
+        absent: dict[str, set[int]] = {}
+        conversions: dict[str, dict[int, int]] = {}
+        for part_absent, part_conv in gather_object([(self.absent, self.conversions)]):
+            for k, v in part_absent.items():
+                absent.setdefault(k, set()).update(v)
+            for k, v in part_conv.items():
+                conversions.setdefault(k, {}).update(v)
+        return absent, conversions
+
     # -- prediction -------------------------------------------------------------------------------
-    def _scores(self, model, loader: DataLoader, n: int, desc: str, fn=None) -> torch.Tensor:
+    def _scores(self, model, loader, split: ResolvedSplit, desc: str, fn=None) -> torch.Tensor:
         """Run ``fn`` (default: the model) over a prepared loader; gather outputs in table order."""
         fn = fn or model
+        n = len(split.table)
         out: torch.Tensor | None = None
         model.eval()
         with torch.inference_mode():
             for batch in self._bar(loader, desc):
                 values = fn(batch["image"]).float()
-                values, index = self.accelerator.gather_for_metrics((values, batch["index"]))
+                valid = batch.get("valid", torch.ones(len(values), dtype=torch.bool, device=values.device))
+                conv = batch.get("conversion", torch.zeros(len(values), dtype=torch.long, device=values.device))
+                values, index, valid, conv = self.accelerator.gather_for_metrics(
+                    (values, batch["index"], valid, conv))
+                self.record(split.name, {"index": index, "valid": valid, "conversion": conv})
                 if out is None:
                     out = torch.full((n, *values.shape[1:]), float("nan"))
-                out[index.cpu()] = values.cpu()
+                out[index.cpu()] = torch.where(valid.cpu().view(-1, *[1] * (values.ndim - 1)), values.cpu(),
+                                               torch.tensor(float("nan")))
         return out if out is not None else torch.full((n,), float("nan"))
 
-    def predict(self, detector: Detector, split: ResolvedSplit) -> np.ndarray:
-        """Logits for every row of ``split`` (NaN for skipped rows); only scores are kept in memory."""
-        model = self.accelerator.prepare_model(detector, evaluation_mode=True)
-        loader = self.accelerator.prepare_data_loader(self._loader(split, detector.transform(train=False), False))
-        return self._scores(model, loader, len(split.table), f"predict {split.name}").numpy()
+    def _checked(self, values: torch.Tensor, split: ResolvedSplit, what: str) -> np.ndarray:
+        array = values.numpy()
+        require_finite(array, split.table["id"].tolist(), self.absent.get(split.name, set()), self.name,
+                       f"{what} on {split.name!r}")
+        return array
 
-    def _val_metrics(self, model, loader, split: ResolvedSplit, names: list[str]) -> dict[str, float]:
-        scores = self._scores(model, loader, len(split.table), "validate").numpy()
-        keep = ~np.isnan(scores)
+    def predict(self, detector: Detector, split: ResolvedSplit) -> np.ndarray:
+        """Logits for every row of ``split`` (NaN only for skipped rows); only scores are kept in memory.
+
+        Detectors fitted on cached frozen features are scored from those features.
+        """
+        if self.cache is not None and detector.fits_features and self.cache.serves(detector):
+            feats = self._features(detector, split)
+            with torch.inference_mode():
+                scores = detector.classify_features(feats.to(self.accelerator.device)).float().cpu()
+            return self._checked(scores, split, "scores")
+        model = self.accelerator.prepare_model(detector, evaluation_mode=True)
+        loader, _ = self.loader(split, detector.transform(train=False), False)
+        return self._checked(self._scores(model, loader, split, f"predict {split.name}"), split, "scores")
+
+    def val_metrics(self, model, loader, split: ResolvedSplit, names: list[str]) -> dict[str, float]:
+        """Validation metrics of the current weights (selection only; never a test set)."""
+        scores = self._checked(self._scores(model, loader, split, "validate"), split, "validation scores")
+        keep = np.isfinite(scores)
         return compute_metrics(split.table["label"].to_numpy()[keep], scores[keep], names, where="val")
 
     # -- fitting -----------------------------------------------------------------------------------
     def fit(self, detector: Detector, train: ResolvedSplit, val: ResolvedSplit, select: str,
-            epochs_budget: int | None, steps_budget: int | None) -> dict[str, Any]:
-        """Train (or fit on features) and select on ``val``; returns the selection record."""
+            epochs_budget: int | None, steps_budget: int | None, run_dir=None) -> dict[str, Any]:
+        """Train (or fit on features) and select on ``val``; returns the selection record.
+
+        ``run_dir``: where gradient training saves its state after every epoch (and resumes from).
+        """
         if detector.fits_features:
             return self._fit_features(detector, train, val, select)
-        return self._fit_gradient(detector, train, val, select, epochs_budget, steps_budget)
+        return training.fit_gradient(self, detector, train, val, select, epochs_budget, steps_budget, run_dir)
+
+    def features(self, detector: Detector, split: ResolvedSplit) -> FeatureSet:
+        """Frozen features of every usable row of ``split`` (rows skipped on purpose are left out)."""
+        feats = self._features(detector, split)
+        keep = torch.isfinite(feats).all(dim=1)
+        labels = torch.tensor(split.table["label"].to_numpy())
+        return FeatureSet(feats[keep], labels[keep])
+
+    def _features(self, detector: Detector, split: ResolvedSplit) -> torch.Tensor:
+        """[N, D] features in table order (NaN rows for skipped images), from the cache where it has them."""
+        transform = detector.transform(train=False)
+        found, wanted = None, None
+        if self.cache is not None:
+            found, wanted = self.cache.lookup(detector, split, transform)
+            self.conversions.setdefault(split.name, {}).update(wanted.codes)
+            if found.complete:
+                return self._checked_tensor(found.features, split)
+        model = self.accelerator.prepare_model(detector, evaluation_mode=True)
+        skip = set(self.opts.skip.get(split.name, ()))
+        if found is not None:
+            skip |= {i for i, hit in enumerate(found.found.tolist()) if hit}
+        loader, _ = self.loader(split, transform, False, skip=skip)
+        feats = self._scores(model, loader, split, f"features {split.name}", fn=detector.features)
+        if found is not None and found.features is not None:
+            feats = torch.where(found.found[:, None], found.features, feats)
+        if found is not None:
+            self.cache.store(wanted, split, feats, self.conversions.get(split.name, {}), self.is_main)
+        return self._checked_tensor(feats, split)
+
+    def _checked_tensor(self, feats: torch.Tensor, split: ResolvedSplit) -> torch.Tensor:
+        self._checked(feats, split, "features")
+        return feats
 
     def _fit_features(self, detector: Detector, train: ResolvedSplit, val: ResolvedSplit, select: str) -> dict:
-        sets = {}
-        for split in (train, val):
-            model = self.accelerator.prepare_model(detector, evaluation_mode=True)
-            loader = self.accelerator.prepare_data_loader(self._loader(split, detector.transform(train=False), False))
-            feats = self._scores(model, loader, len(split.table), f"features {split.name}", fn=detector.features)
-            keep = ~torch.isnan(feats).any(dim=1)
-            labels = torch.tensor(split.table["label"].to_numpy())
-            sets[split.name] = FeatureSet(feats[keep], labels[keep])
+        sets = {split.name: self.features(detector, split) for split in (train, val)}
         start = time.perf_counter()
         info = detector.fit_features(sets["train"], sets["val"], select)
         self.log.append({"event": "fit_features", "seconds": round(time.perf_counter() - start, 3), **info})
         return {"rule": select, **info}
-
-    def _fit_gradient(self, detector, train, val, select, epochs_budget, steps_budget) -> dict:
-        acc = self.accelerator
-        train_loader = self._loader(train, detector.transform(train=True), True)
-        val_loader = self._loader(val, detector.transform(train=False), False)
-        wanted = getattr(detector.cfg, "epochs", 1)
-        epochs = min(wanted, epochs_budget or wanted)
-        per_epoch = len(train_loader.dataset) // self.opts.batch_size
-        if per_epoch == 0:
-            raise ConfigError(f"The train split has {len(train_loader.dataset)} images, fewer than --batch-size "
-                              f"{self.opts.batch_size}; lower --batch-size.")
-        caps = [c for c in (steps_budget, self.opts.max_steps) if c]
-        total = min([epochs * per_epoch, *caps])
-        optimizer, scheduler = detector.configure_optimizer(total)
-        model, optimizer, train_loader, val_loader = acc.prepare(detector, optimizer, train_loader, val_loader)
-        if scheduler is not None:
-            scheduler = acc.prepare(scheduler)
-        names = sorted({"auc", "ap", "acc", "eer"} | ({select.split(":")[1]} if select != "last" else set()))
-        metric = select.split(":")[1] if select != "last" else None
-        best: dict[str, Any] = {"value": None}
-        history, step = [], 0
-        ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc, scheduler=scheduler)
-        for epoch in range(epochs):
-            model.train()
-            train_loader.dataset.epoch = epoch
-            for batch in self._bar(train_loader, f"epoch {epoch + 1}/{epochs}"):
-                ctx.step = step
-                out = detector.train_step(batch, ctx)
-                if scheduler is not None:
-                    scheduler.step()
-                step += 1
-                self.log.append({"epoch": epoch, "step": step, **{k: float(v) for k, v in out.items()}})
-                if step >= total:
-                    break
-            val_metrics = self._val_metrics(model, val_loader, val, names)
-            history.append({"epoch": epoch, "step": step, "val": val_metrics})
-            self.log.append({"event": "validate", "epoch": epoch, "step": step, "val": val_metrics})
-            if metric is not None:
-                value = val_metrics[metric]
-                better = best["value"] is None or (
-                    value > best["value"] if HIGHER_IS_BETTER[metric] else value < best["value"])
-                if better:
-                    best = {"value": value, "epoch": epoch, "step": step, "state": _snapshot(detector)}
-            if step >= total:
-                break
-        if metric is not None:
-            detector.load_state_dict(best.pop("state"), strict=False)
-            chosen = next(h for h in history if h["epoch"] == best["epoch"])
-        else:
-            chosen = history[-1]
-        return {"rule": select, "epoch": chosen["epoch"], "step": chosen["step"], "val": chosen["val"],
-                "steps_total": step, "epochs_run": len(history), "history": history}
-
-
-
-def _snapshot(detector: Detector) -> dict[str, torch.Tensor]:
-    """A copy of what training can change, kept in memory for best-epoch selection."""
-    return {k: v.clone() for k, v in trained_state(detector).items()}

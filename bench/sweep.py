@@ -196,7 +196,7 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
     from bench.api import run
     from bench.plots import plot_sweep
     from bench.protocol import load_protocol
-    from bench.results import read_results
+    from bench.results import INCOMPLETE, read_results
     from bench.runner import RunnerOptions
 
     radii = parse_radii(rhos)
@@ -211,12 +211,16 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
         path = out_dir / "runs" / proto.name / detector / name
         expected = {"protocol sha256": proto.sha256(), "detector config": spec.config_sha256(), "seed": seed,
                     "limit": limit, "batch size": opts.batch_size, "max steps": opts.max_steps}
-        if (path / "results.json").is_file():
+        resume = None
+        if (path / "results.json").is_file() and not (path / INCOMPLETE).exists():
             results = _reusable(read_results(path), expected, path)
             rows.append(_row({**results, "run_dir": str(path)}, detector, rho, proto.primary, "reused"))
             _say(f"{detector} rho={rho:g}: finished earlier, reusing {path}")
             continue
-        if path.exists():
+        if (path / INCOMPLETE).exists() and (path / "config.yaml").is_file():
+            resume = path
+            _say(f"{detector} rho={rho:g}: {path} was interrupted; resuming it from its last epoch")
+        elif path.exists():
             moved = _set_aside(path)
             _say(f"{detector} rho={rho:g}: {path} has no results.json (an interrupted run); moved it to "
                  f"{moved.name} and running this radius again")
@@ -224,7 +228,7 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
         try:
             results = run(protocol, detector, seed=seed, overrides={**overrides, "rho": rho}, data_root=data_root,
                           out_dir=out_dir / "runs", opts=dataclasses.replace(opts, skip={}), limit=limit,
-                          run_name=name)
+                          run_name=name, resume=resume)
         except BaseException:
             _say(f"stopped at {detector} rho={rho:g}; finished radii are kept under {out_dir / 'runs'}. "
                  "Run the same command again to resume.")

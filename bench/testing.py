@@ -10,7 +10,7 @@ Third-party adapters call it in their own tests::
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -42,11 +42,18 @@ def _images(detector: Detector, n: int, train: bool) -> torch.Tensor:
     return torch.stack([transform(p) for p in pics])
 
 
-def check_detector(factory: Callable[[], Detector], batch_size: int = 4, warmup_steps: int = 8) -> list[str]:
+def _is_number(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_detector(factory: Callable[[], Detector], batch_size: int = 4) -> list[str]:
     """Run every contract check on detectors built by ``factory``; return the names of the checks run.
 
-    ``warmup_steps``: how many extra steps a detector may take before its parameters must move
-    (for warm-up passes that only collect statistics).
+    A detector that needs forward-only passes before its first optimisation step declares how many
+    in ``warmup_batches``; they run through ``warmup_step`` first, as the runner runs them, and the
+    first ``train_step`` after them must move a trainable parameter.
 
     Raises ``AssertionError`` naming the broken rule.
     """
@@ -70,50 +77,14 @@ def check_detector(factory: Callable[[], Detector], batch_size: int = 4, warmup_
                                                    f"expected (3, {size}, {size}) from data_config()"
     assert _images(det, 2, train=True).shape[1:] == (3, size, size), "transform(train=True) changes the size"
     done.append("transform_size")
-
-    det.eval()
-    with torch.no_grad():
-        out = det(x)
-    assert out.shape == (batch_size,), f"forward returned shape {tuple(out.shape)}, expected ({batch_size},)"
-    assert out.dtype.is_floating_point, f"forward returned {out.dtype}, expected a float dtype"
+    check_forward(det, x)
     done.append("forward_shape")
-
-    trainable = {n: p.detach().clone() for n, p in det.named_parameters() if p.requires_grad}
-    frozen = {n: p.detach().clone() for n, p in det.named_parameters() if not p.requires_grad}
-    assert trainable, "the detector has no trainable parameter"
     if det.fits_features:
-        feats = det.features(x)
-        assert feats.ndim == 2 and feats.shape[0] == batch_size, f"features() gave shape {tuple(feats.shape)}"
-        labels = torch.tensor([0, 1] * (batch_size // 2))
-        fake = FeatureSet(torch.randn(16, feats.shape[1]), torch.tensor([0, 1] * 8))
-        det.fit_features(fake, FeatureSet(feats, labels), "best:auc")
+        check_features(det, x)
         done.append("fit_features")
     else:
         acc = Accelerator(cpu=True)
-        counter = _CallCounter(det)
-        optimizer, _ = det.configure_optimizer(total_steps=1)
-        model, optimizer = acc.prepare(counter, optimizer)
-        model.train()
-        batch = {"image": _images(det, batch_size, train=True), "label": torch.tensor([0, 1] * (batch_size // 2)),
-                 "index": torch.arange(batch_size)}
-        buffers = {n: b.clone() for n, b in det.named_buffers()}
-        moved: list[str] = []
-        # Detectors with warm-up passes (CoRIT's CGP) may need a few steps before a parameter moves.
-        for step in range(warmup_steps + 1):
-            det.train_step(batch, StepContext(model=model, optimizer=optimizer, accelerator=acc, step=step))
-            moved = [n for n, p in det.named_parameters() if n in trainable and not torch.equal(p, trainable[n])]
-            if moved:
-                break
-        assert counter.calls > 0, "train_step never called ctx.model; call ctx.model(...), not self(...), so DDP " \
-                                  "gradient sync and autocast apply"
-        assert moved, f"{warmup_steps + 1} train_step calls left every trainable parameter unchanged"
-        for name, p in det.named_parameters():
-            assert name not in frozen or torch.equal(p, frozen[name]), f"frozen parameter {name} changed in training"
-        frozen_modules = {n.rsplit(".", 1)[0] for n in frozen}
-        for name, b in det.named_buffers():
-            if name.rsplit(".", 1)[0] in frozen_modules and b.is_floating_point():
-                assert torch.equal(b, buffers[name]), f"buffer {name} of a frozen module changed in training " \
-                                                      "(keep frozen parts in eval mode)"
+        check_train_step(det, batch_size, lambda model, optimizer: acc.prepare(model, optimizer), acc)
         done.append("train_step")
 
     det.eval()
@@ -127,3 +98,67 @@ def check_detector(factory: Callable[[], Detector], batch_size: int = 4, warmup_
     assert torch.allclose(before, after, atol=1e-5), "state_dict round trip changes the outputs"
     done.append("state_dict_round_trip")
     return done
+
+
+def check_forward(det: Detector, x: torch.Tensor) -> None:
+    """``forward`` maps ``[B, 3, H, W]`` to ``[B]`` floats (AssertionError otherwise)."""
+    det.eval()
+    with torch.no_grad():
+        out = det(x)
+    assert isinstance(out, torch.Tensor), f"forward returned {type(out).__name__}, expected a tensor of logits"
+    assert out.shape == (len(x),), f"forward returned shape {tuple(out.shape)}, expected ({len(x)},)"
+    assert out.dtype.is_floating_point, f"forward returned {out.dtype}, expected a float dtype"
+
+
+def check_features(det: Detector, x: torch.Tensor) -> None:
+    """``features`` gives ``[B, D]`` and ``fit_features`` accepts feature sets (closed-form detectors)."""
+    assert any(p.requires_grad for p in det.parameters()), "the detector has no trainable parameter"
+    with torch.no_grad():
+        feats = det.features(x)
+    assert feats.ndim == 2 and feats.shape[0] == len(x), f"features() gave shape {tuple(feats.shape)}, " \
+                                                          f"expected ({len(x)}, D)"
+    labels = torch.tensor([0, 1] * (len(x) // 2) + [0] * (len(x) % 2))
+    fake = FeatureSet(torch.randn(16, feats.shape[1]), torch.tensor([0, 1] * 8))
+    det.fit_features(fake, FeatureSet(feats.float(), labels), "best:auc")
+
+
+def check_train_step(det: Detector, batch_size: int, prepare: Callable, accelerator) -> None:
+    """The declared warm-up, then one ``train_step``: it calls ``ctx.model``, returns a mapping of
+    numbers, moves a trainable parameter and leaves frozen parameters and their buffers alone.
+
+    ``prepare(model, optimizer)`` wraps them as the runner would (Accelerate's ``prepare``, or the
+    identity for a throwaway copy); ``accelerator`` goes into the step context.
+    """
+    trainable = {n: p.detach().clone() for n, p in det.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in det.named_parameters() if not p.requires_grad}
+    assert trainable, "the detector has no trainable parameter"
+    counter = _CallCounter(det)
+    optimizer, _ = det.configure_optimizer(total_steps=1)
+    model, optimizer = prepare(counter, optimizer)
+    model.train()
+    device = next(det.parameters()).device
+    batch = {"image": _images(det, batch_size, train=True).to(device),
+             "label": torch.tensor([0, 1] * (batch_size // 2), device=device),
+             "index": torch.arange(batch_size, device=device)}
+    buffers = {n: b.clone() for n, b in det.named_buffers()}
+    ctx = StepContext(model=model, optimizer=optimizer, accelerator=accelerator)
+    for _ in range(int(det.warmup_batches or 0)):
+        det.warmup_step(batch, ctx)
+    assert all(torch.equal(p, trainable[n]) for n, p in det.named_parameters() if n in trainable), \
+        "warmup_step changed a trainable parameter; warm-up passes must not optimise"
+    counter.calls = 0
+    out = det.train_step(batch, ctx)
+    moved = [n for n, p in det.named_parameters() if n in trainable and not torch.equal(p, trainable[n])]
+    assert counter.calls > 0, "train_step never called ctx.model; call ctx.model(...), not self(...), so DDP " \
+                              "gradient sync and autocast apply"
+    assert isinstance(out, Mapping) and all(_is_number(v) for v in out.values()), \
+        f"train_step returned {type(out).__name__}; return a dict of scalar numbers or tensors to log"
+    assert moved, "the first train_step (after warmup_batches warm-up passes) left every trainable " \
+                  "parameter unchanged; step the optimizer (ctx.optimizer.step()) in train_step"
+    for name, p in det.named_parameters():
+        assert name not in frozen or torch.equal(p, frozen[name]), f"frozen parameter {name} changed in training"
+    frozen_modules = {n.rsplit(".", 1)[0] for n in frozen}
+    for name, b in det.named_buffers():
+        if name.rsplit(".", 1)[0] in frozen_modules and b.is_floating_point():
+            assert torch.equal(b, buffers[name]), f"buffer {name} of a frozen module changed in training " \
+                                                  "(keep frozen parts in eval mode)"

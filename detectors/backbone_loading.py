@@ -10,6 +10,8 @@ random init. :mod:`detectors.backbones` wraps the result in one interface.
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from dataclasses import dataclass
 
 import torch
@@ -198,14 +200,27 @@ def _build_open_clip(spec: str, arch: str, weights: str | None, image_size: int 
         known = f"one of {', '.join(tags)}, " if tags else ""
         raise ConfigError(f"open_clip has no weights {weights!r} for {arch!r} (backbone {spec!r}); use "
                           f"{known}a local checkpoint path, or @none.")
-    if weights == NO_WEIGHTS:
-        model = open_clip.create_model(arch, pretrained=None, force_image_size=image_size)
-    else:
-        try:
-            model = open_clip.create_model(arch, pretrained=weights, force_image_size=image_size,
-                                           require_pretrained=True)
-        except Exception as e:  # download, tag and state-dict errors all mean "not loaded"
-            raise _load_error(spec, "open_clip", arch, weights, e) from e
+    quick_gelu = _needs_quick_gelu(arch, weights)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if weights == NO_WEIGHTS:
+                model = open_clip.create_model(arch, pretrained=None, force_image_size=image_size)
+            elif weights in tags or not _is_torchscript(weights):
+                model = open_clip.create_model(arch, pretrained=weights, force_image_size=image_size,
+                                               force_quick_gelu=quick_gelu, require_pretrained=True)
+            else:
+                model = _load_openai_torchscript(arch, weights, image_size)
+    except ConfigError:
+        raise
+    except Exception as e:  # download, tag and state-dict errors all mean "not loaded"
+        raise _load_error(spec, "open_clip", arch, weights, e) from e
+    mismatch = [str(w.message) for w in caught if "mismatch" in str(w.message).lower()]
+    if mismatch:
+        # open_clip only warns; a model built with the wrong activation gives wrong features.
+        raise ConfigError(f"open_clip built backbone {spec!r} with a configuration its weights were not "
+                          f"trained with ({mismatch[0]}); name the matching architecture, e.g. "
+                          f"open_clip:{arch}-quickgelu@{weights} for OpenAI weights.")
     # Only the image tower is kept: the text tower is unused and can be as large as the image one.
     visual = model.visual
     cfg = getattr(visual, "preprocess_cfg", {})
@@ -215,3 +230,42 @@ def _build_open_clip(spec: str, arch: str, weights: str | None, image_size: int 
         mean=tuple(cfg.get("mean", visual.image_mean)), std=tuple(cfg.get("std", visual.image_std)),
         image_size=size[0] if isinstance(size, (tuple, list)) else size,
         interpolation=cfg.get("interpolation", "bicubic"), crop_pct=1.0)
+
+
+def _needs_quick_gelu(arch: str, weights: str) -> bool:
+    """True when the weights were trained with QuickGELU (OpenAI's) and ``arch`` does not say so.
+
+    Tags carry this in open_clip's pretrained config; a file in OpenAI's own TorchScript format is
+    OpenAI's by construction. A plain state-dict file is built as the architecture named, so OpenAI
+    weights saved as a state dict must be named ``<arch>-quickgelu``.
+    """
+    import open_clip
+
+    if open_clip.get_model_config(arch).get("quick_gelu", False) or weights == NO_WEIGHTS:
+        return False
+    if _looks_like_path(weights):
+        return _is_torchscript(weights)
+    return bool(open_clip.get_pretrained_cfg(arch, weights).get("quick_gelu", False))
+
+
+def _is_torchscript(path: str) -> bool:
+    """True for a TorchScript archive (OpenAI's released ``ViT-L-14.pt`` is one): a zip with ``code/``."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/", 1)[-1].startswith("code/") for name in archive.namelist())
+
+
+def _load_openai_torchscript(arch: str, path: str, image_size: int | None) -> nn.Module:
+    """Build ``arch`` with QuickGELU and load OpenAI's TorchScript archive into it strictly."""
+    import open_clip
+    from open_clip.model import resize_pos_embed
+
+    state = torch.jit.load(path, map_location="cpu").state_dict()
+    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=True, force_image_size=image_size)
+    # TorchScript keeps non-persistent buffers (attn_mask) and OpenAI's scalar constants.
+    persistent = set(model.state_dict())
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if k in persistent}
+    resize_pos_embed(state, model)
+    model.load_state_dict(state, strict=True)
+    return model

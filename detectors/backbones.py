@@ -84,12 +84,89 @@ class Backbone(nn.Module):
                             else [info["module"] for info in model.feature_info])
         # A plain list, so the blocks are not registered twice in the state dict.
         self._blocks = blocks
+        #: Width of :meth:`forward` with ``projected=False`` (open_clip: before ``proj``).
+        self.unprojected_dim = model.transformer.width if self.library == "open_clip" else self.embed_dim
 
-    def forward(self, x: Tensor) -> Tensor:
+    # -- public accessors (for adapters: which modules are the layers, what runs after them) ---------
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """The tapped layer modules, in ``layer_names`` order (ViT blocks or CNN stages)."""
+        return list(self._blocks)
+
+    def block_part(self, layer: int, part: str) -> nn.Module:
+        """A sub-module of ViT block ``layer``: ``attn_norm``, ``attn``, ``mlp_norm`` or ``mlp``.
+
+        The same names work across libraries (open_clip ``ln_1/attn/ln_2/mlp``, timm
+        ``norm1/attn/norm2/mlp``). RINE, for example, reads each block's ``mlp_norm`` output.
+        """
+        names = _PARTS_OPEN_CLIP if self.library == "open_clip" else _PARTS_TIMM
+        if self.kind != "vit":
+            raise ConfigError(f"Backbone {self.spec!r} is a CNN; block parts ({', '.join(names)}) exist only "
+                              f"in ViT blocks; use its stages (forward_layers) instead.")
+        if part not in names:
+            raise ConfigError(f"Unknown block part {part!r}; use one of {', '.join(names)}.")
+        block = self._blocks[self._indices([layer])[0]]
+        module = getattr(block, names[part], None)
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"Block {layer} of backbone {self.spec!r} has no {names[part]!r} ({part}).")
+        return module
+
+    def modules_after(self, layer: int) -> tuple[list[nn.Module], list[nn.Parameter]]:
+        """The modules that run after tapped layer ``layer`` and the parameters they own.
+
+        Relies on timm and open_clip registering submodules in execution order (final norm,
+        projection and CNN head convolution come last); open_clip's projection is a bare parameter
+        of the root and is included in the parameters.
+        """
+        block = self._blocks[self._indices([layer])[0]]
+        inside = {id(m) for m in block.modules()}
+        named = list(self.model.named_modules())
+        start = next(i for i, (_, m) in enumerate(named) if m is block)
+        modules = [m for _, m in named[start + 1:] if id(m) not in inside]
+        params = [p for m in modules for p in m.parameters(recurse=False)]
+        proj = self.model._parameters.get("proj")
+        return modules, params + ([proj] if proj is not None else [])
+
+    def forward(self, x: Tensor, projected: bool = True) -> Tensor:
         """Final image embedding [B, embed_dim]: open_clip's projected image embedding (as
-        ``encode_image`` without normalisation), or timm's pooled pre-logits features."""
-        out = self.model(x)
+        ``encode_image`` without normalisation), or timm's pooled pre-logits features.
+
+        ``projected=False`` gives open_clip's pooled, final-normalised token before ``proj``
+        ([B, unprojected_dim]; Hugging Face's ``pooler_output``, which Effort and GenD read); timm
+        models have no projection, so it changes nothing there.
+        """
+        proj = self.model._parameters.get("proj") if self.library == "open_clip" else None
+        if not projected and proj is not None:
+            self.model.proj = None
+            try:
+                out = self.model(x)
+            finally:
+                self.model.proj = proj
+        else:
+            out = self.model(x)
         return out[0] if isinstance(out, tuple) else out
+
+    def forward_parts(self, x: Tensor, part: str, layers: list[int] | None = None,
+                      projected: bool = True) -> tuple[list[LayerState], Tensor]:
+        """Like :meth:`forward_layers`, but each state is read at ``block_part(i, part)``'s output.
+
+        For example ``forward_parts(x, "mlp_norm")`` gives every block's class token after its
+        second LayerNorm (RINE's tap), in ascending layer order, plus the final embedding.
+        """
+        modules = [self.block_part(i, part) for i in self._indices(layers)]
+        states: list[LayerState] = []
+
+        def record(module, args, out):
+            seq = out if self._batch_first else out.transpose(0, 1)
+            states.append(self._state(seq))
+
+        handles = [m.register_forward_hook(record) for m in modules]
+        try:
+            embedding = self.forward(x, projected=projected)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return states, embedding
 
     def forward_layers(self, x: Tensor, layers: list[int] | None = None,
                        hook: LayerHook | None = None) -> tuple[list[LayerState], Tensor]:
@@ -169,6 +246,10 @@ class Backbone(nn.Module):
         head = [state.global_token[:, None], out[:, 1:self._num_prefix]] if self.global_in_stream \
             else [out[:, :self._num_prefix]]
         return torch.cat(head + [state.tokens], 1)
+
+
+_PARTS_OPEN_CLIP = {"attn_norm": "ln_1", "attn": "attn", "mlp_norm": "ln_2", "mlp": "mlp"}
+_PARTS_TIMM = {"attn_norm": "norm1", "attn": "attn", "mlp_norm": "norm2", "mlp": "mlp"}
 
 
 def _require(ok: bool, spec: str, why: str) -> None:

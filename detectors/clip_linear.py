@@ -33,7 +33,7 @@ class ClipLinear(Detector):
     class Config:
         """Settings of the frozen-backbone linear probe."""
 
-        backbone: str = "open_clip:ViT-L-14@openai"
+        backbone: str = "open_clip:ViT-L-14-quickgelu@openai"
         image_size: int = 224
         #: "logistic": closed-form fit on cached features; "sgd": train the linear layer by gradient descent.
         probe: str = "logistic"
@@ -85,6 +85,19 @@ class ClipLinear(Detector):
         """The frozen final image embedding."""
         return self.backbone(images)
 
+    def feature_identity(self) -> dict[str, Any] | None:
+        """Backbone spec, image size and a hash of the frozen weights: features can be cached across runs."""
+        from bench.cache import state_fingerprint
+
+        if not self.fits_features:
+            return None
+        return {"backbone": self.cfg.backbone, "image_size": self.cfg.image_size,
+                "weights_sha256": state_fingerprint(self.backbone.state_dict()), "features": "final_embedding"}
+
+    def classify_features(self, features: Tensor) -> Tensor:
+        """The probe's logits from :meth:`features` output (equal to ``forward`` on the same images)."""
+        return self.head(features.to(self.head.weight.dtype)).squeeze(1)
+
     def forward(self, images: Tensor) -> Tensor:
         """One logit per image."""
         return self.head(self.backbone(images)).squeeze(1)
@@ -130,7 +143,7 @@ class ClipLinear(Detector):
 
 UNIVFD = Preset(
     detector=ClipLinear,
-    overrides={"backbone": "open_clip:ViT-L-14@openai", "image_size": 224, "probe": "sgd", "lr": 1e-4,
+    overrides={"backbone": "open_clip:ViT-L-14-quickgelu@openai", "image_size": 224, "probe": "sgd", "lr": 1e-4,
                "weight_decay": 0.0, "epochs": 5, "augment": "blur_jpeg", "aug_prob": 0.1, "select": "best:acc"},
     description="UnivFD (Ojha et al., CVPR 2023): linear layer on frozen CLIP ViT-L/14, BCE + AdamW, blur/JPEG aug",
     paper="2302.10174",

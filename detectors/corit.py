@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from detectors import corit_parts as parts
 from detectors.backbones import LayerState
-from detectors.sam import SAMBaseline, modules_after
+from detectors.sam import SAMBaseline
 
 
 class CoRIT(SAMBaseline):
@@ -90,7 +90,7 @@ class CoRIT(SAMBaseline):
         self._unused: list[nn.Module] = []
         if cfg.hri:
             # DDP requires every trainable parameter to get a gradient; these never reach the logit.
-            self._unused, unused_params = modules_after(bb, max(hri))
+            self._unused, unused_params = bb.modules_after(max(hri))
             for p in unused_params:
                 p.requires_grad_(False)
         return modules
@@ -182,19 +182,25 @@ class CoRIT(SAMBaseline):
             if values:
                 self._logs[key] = torch.stack(values).mean()
 
-    def train_step(self, batch, ctx):
-        """Warm-up (no-grad CGP pass, no optimisation) while CGP has seen fewer than
-        ``cgp_warmup_batches`` batches; then one SAM step whose first pass updates CGP."""
+    @property
+    def warmup_batches(self) -> int:
+        """CGP warm-up: ``cgp_warmup_batches`` forward-only passes before the first step (runner hook)."""
+        return int(self.cfg.cgp_warmup_batches) if self.cfg.cgp else 0
+
+    def warmup_step(self, batch, ctx):
+        """A no-grad pass that updates the CGP means (no optimisation); logs ``cgp_warmup = 1``."""
         self._logs = {}
-        if self.cfg.cgp and int(self.cgp_batches) < self.cfg.cgp_warmup_batches:
-            self._collect = batch["label"]
-            with torch.no_grad():
-                loss = self.loss(ctx.model(batch["image"]), batch)
-            return {"loss": loss, "cgp_warmup": torch.tensor(1.0), **self._logs}
+        self._collect = batch["label"]
+        with torch.no_grad():
+            loss = self.loss(ctx.model(batch["image"]), batch)
+        return {"loss": loss, "cgp_warmup": torch.tensor(1.0), **self._logs}
+
+    def train_step(self, batch, ctx):
+        """One SAM step whose first pass updates CGP (the runner ran the warm-up passes before)."""
+        self._logs = {}
         self._collect = batch["label"] if self.cfg.cgp else None
         try:
             out = super().train_step(batch, ctx)
         finally:
             self._collect = None
         return {**out, "cgp_warmup": torch.tensor(0.0), **self._logs}
-

@@ -14,26 +14,8 @@ from torch import Tensor, nn
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
 from bench.steps import sam_step
-from detectors.backbones import Backbone, build_backbone
-
-_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
-
-
-def modules_after(backbone: Backbone, layer: int) -> tuple[list[nn.Module], list[nn.Parameter]]:
-    """The backbone modules that run after tapped layer ``layer``, and the parameters they own.
-
-    Relies on timm and open_clip registering submodules in execution order (final norm, projection
-    and CNN head convolution come last); open_clip's projection is a bare parameter of the root.
-    """
-    # ``_blocks`` holds the tapped layer modules (open_clip's are not named like layer_names).
-    block = backbone._blocks[layer]
-    inside = {id(m) for m in block.modules()}
-    named = list(backbone.model.named_modules())
-    start = next(i for i, (_, m) in enumerate(named) if m is block)
-    modules = [m for _, m in named[start + 1:] if id(m) not in inside]
-    params = [p for m in modules for p in m.parameters(recurse=False)]
-    proj = backbone.model._parameters.get("proj")
-    return modules, params + ([proj] if proj is not None else [])
+from detectors.backbones import build_backbone
+from detectors.tuning import apply_tune
 
 
 def check_radius(rho: object) -> None:
@@ -64,7 +46,7 @@ class SAMBaseline(Detector):
     class Config:
         """Settings of the SAM baseline (corit.md §2)."""
 
-        backbone: str = "open_clip:ViT-L-14@openai"
+        backbone: str = "open_clip:ViT-L-14-quickgelu@openai"
         image_size: int = 224
         #: Backbone parameters to train: "norm", "none", "last:K" or "full".
         tune: str = "norm"
@@ -92,40 +74,7 @@ class SAMBaseline(Detector):
 
     def _apply_tune(self, tune: str) -> list[nn.Module]:
         """Set ``requires_grad`` per ``tune``; return the backbone modules that run in training mode."""
-        bb = self.backbone
-        bb.requires_grad_(False)
-        n_layers = len(bb.layer_names)
-        where = f"Setting 'tune' of detector {type(self).__name__}"
-        if tune == "none":
-            return []
-        if tune == "full":
-            bb.requires_grad_(True)
-            return [bb]
-        if tune == "norm":
-            norms = [m for m in bb.modules() if isinstance(m, _NORMS)]
-            params = [p for m in norms for p in m.parameters(recurse=False)]
-            if not params:
-                raise ConfigError(f"{where} is 'norm' but {bb.spec!r} has no LayerNorm/GroupNorm/BatchNorm "
-                                  f"with affine parameters; use 'last:K', 'full' or 'none'.")
-            for p in params:
-                p.requires_grad_(True)
-            return []
-        if tune.startswith("last:") and tune[5:].isdigit():
-            k = int(tune[5:])
-            if not 1 <= k <= n_layers:
-                raise ConfigError(f"{where} is {tune!r} but {bb.spec!r} has {n_layers} layers; "
-                                  f"use last:K with 1 <= K <= {n_layers}.")
-            layers = bb._blocks[-k:]
-            after, after_params = modules_after(bb, n_layers - 1)
-            params = [p for m in layers for p in m.parameters()] + after_params
-            if not params:
-                raise ConfigError(f"{where} is {tune!r} but those layers of {bb.spec!r} have no parameters; "
-                                  f"use a larger K.")
-            for p in params:
-                p.requires_grad_(True)
-            return layers + after
-        raise ConfigError(f"{where} is {tune!r}, which matches no parameters; use 'norm', 'none', "
-                          f"'last:K' (1 <= K <= {n_layers}) or 'full'.")
+        return apply_tune(self.backbone, tune, where=f"detector {type(self).__name__}")
 
     def train(self, mode: bool = True) -> SAMBaseline:
         """Frozen backbone parts (and BatchNorm under ``tune: norm``) stay in eval mode."""

@@ -71,13 +71,19 @@ def commit(lb: Path, result: dict, frame: pd.DataFrame | None = None) -> Path:
     return path
 
 
-def write_run_dir(root: Path, result: dict, frame: pd.DataFrame, config: bool = True) -> Path:
-    """A run directory as ``bench run`` writes it: results.json, config.yaml, predictions/<test>.csv.gz."""
+def write_run_dir(root: Path, result: dict, frame: pd.DataFrame, config: bool = True, labelled: bool = True) -> Path:
+    """A run directory as ``bench run`` writes it: results.json, config.yaml, predictions/<test>.csv.gz.
+
+    ``labelled`` files carry ``test_set, seed, run_id`` after the score (schema 2); others do not (schema 1).
+    """
     run = root / result["protocol"]["name"] / result["detector"]["name"] / result["run_id"]
     (run / "predictions").mkdir(parents=True)
     for test, part in frame.groupby("test_set", sort=False):
+        part = part.drop(columns="test_set")
+        if labelled:
+            part = part.assign(test_set=test, seed=result["seed"], run_id=result["run_id"])
         with gzip.open(run / "predictions" / f"{test}.csv.gz", "wt", newline="") as fh:
-            part.drop(columns="test_set").to_csv(fh, index=False)
+            part.to_csv(fh, index=False)
     if config:
         import yaml
 

@@ -55,3 +55,9 @@ def one_thread():
 def tiny_protocol(tmp_path: Path) -> Path:
     """Path of a tiny synthetic protocol (32 px, a few dozen images)."""
     return write_tiny_protocol(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def private_feature_cache(tmp_path, monkeypatch):
+    """Each test gets its own feature cache: no test reads features another one stored."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "feature-cache"))

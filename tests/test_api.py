@@ -24,7 +24,9 @@ def test_clip_linear_run_writes_a_complete_run_directory(tiny_protocol, tmp_path
     assert saved["selection"]["c"] in saved["detector"]["config"]["c_values"]
     assert saved["data"]["train"]["fingerprint"].startswith("sha256:")
     preds = pd.read_csv(run_dir / "predictions" / "peaks_p4.csv.gz")
-    assert list(preds.columns) == ["index", "source", "id", "subset", "group", "label", "score"]
+    assert list(preds.columns) == ["index", "source", "id", "subset", "group", "label", "score", "test_set", "seed",
+                                   "run_id"]
+    assert set(preds["test_set"]) == {"peaks_p4"} and set(preds["run_id"]) == {result["run_id"]}
     assert len(preds) == 16 and preds["score"].notna().all()
     assert (run_dir / "config.yaml").is_file() and (run_dir / "train_log.jsonl").is_file()
 
@@ -84,8 +86,8 @@ def test_bad_images_stop_the_run_unless_skipped(tmp_path):
     (root / "ds" / "train" / "0_real" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
     with pytest.raises(ImageError, match="2 image file.*zero-byte.*--skip-bad-images"):
         run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "runs")
-    result = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "runs", skip_bad_images=True,
-                 opts=RunnerOptions(batch_size=4))
+    result = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "runs",
+                 opts=RunnerOptions(batch_size=4, skip_bad_images=True))
     assert result["skipped_images"]["count"] == 2
     assert result["metrics"]["t"]["n_fake"] == 3
     preds = pd.read_csv(tmp_path / "runs" / "folderp" / "clip_linear" / result["run_id"] / "predictions" / "t.csv.gz")
@@ -112,4 +114,8 @@ def test_clip_linear_computes_each_image_once(tiny_protocol, tmp_path, monkeypat
     result = run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=RunnerOptions(batch_size=16),
                  overrides={"c_values": [0.01, 0.1, 1.0, 10.0]})
     assert len(result["selection"]["grid"]) == 4
-    assert sum(seen) == sum(d["n"] for d in result["data"].values())  # train + val + tests, once each
+    # train + val + tests, once each; the run-time contract check's copy sees CONTRACT_BATCH random
+    # images in forward() and again in features().
+    from bench.checks import CONTRACT_BATCH
+
+    assert sum(seen) == sum(d["n"] for d in result["data"].values()) + 2 * CONTRACT_BATCH

@@ -177,3 +177,45 @@ def test_unavailable_open_clip_weights_fail_loudly():
 def test_unavailable_timm_default_weights_fail_loudly():
     with pytest.raises(ConfigError, match="timm default weights for resnet18 could not be loaded"):
         build_backbone("timm:resnet18")
+
+
+def test_public_accessors_name_the_layers_and_what_follows(backbone):
+    bb, _ = backbone
+    assert len(bb.blocks) == len(bb.layer_names)
+    _, params = bb.modules_after(len(bb.blocks) - 1)
+    inside_last = {id(p) for p in bb.blocks[-1].parameters()}
+    assert not inside_last & {id(p) for p in params}
+    if bb.library == "open_clip":
+        assert any(p is bb.model.proj for p in params)  # the projection is a bare root parameter
+
+
+def test_block_parts_tap_the_named_sublayer(backbone):
+    bb, x = backbone
+    if bb.kind == "cnn":
+        with pytest.raises(ConfigError, match="CNN"):
+            bb.block_part(0, "mlp_norm")
+        return
+    norm = bb.block_part(-1, "mlp_norm")
+    assert isinstance(norm, torch.nn.LayerNorm)
+    seen = []
+    handle = norm.register_forward_hook(lambda m, a, out: seen.append(out))
+    with torch.no_grad():
+        states, embedding = bb.forward_parts(x, "mlp_norm", layers=[0, -1])
+        handle.remove()
+        assert len(states) == 2 and torch.equal(embedding, bb(x))
+    seq = seen[0] if bb._batch_first else seen[0].transpose(0, 1)
+    assert torch.equal(states[1].global_token, seq[:, 0])  # the class token after the second LayerNorm
+    with pytest.raises(ConfigError, match="Unknown block part"):
+        bb.block_part(0, "ln_9")
+
+
+def test_unprojected_embedding_is_the_pooled_token_before_proj(backbone):
+    bb, x = backbone
+    with torch.no_grad():
+        raw = bb(x, projected=False)
+        assert raw.shape == (2, bb.unprojected_dim)
+        if bb.library == "open_clip":
+            torch.testing.assert_close(raw @ bb.model.proj, bb(x), rtol=1e-4, atol=1e-5)
+            assert bb.model.proj is not None  # restored after the call
+        else:
+            assert torch.equal(raw, bb(x))

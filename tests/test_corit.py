@@ -36,13 +36,22 @@ def batch(labels=(0, 1, 0, 1), seed=1, size=32):
     return {"image": torch.randn(len(labels), 3, size, size, generator=g), "label": torch.tensor(labels)}
 
 
-def step(det, b):
-    """One train_step through an Accelerate-prepared model, as the runner does."""
+def _ctx(det):
     acc = Accelerator(cpu=True)
     optimizer, _ = det.configure_optimizer(1)
     model, optimizer = acc.prepare(det, optimizer)
     model.train()
-    return det.train_step(b, StepContext(model=model, optimizer=optimizer, accelerator=acc))
+    return StepContext(model=model, optimizer=optimizer, accelerator=acc)
+
+
+def step(det, b):
+    """One train_step through an Accelerate-prepared model, as the runner does."""
+    return det.train_step(b, _ctx(det))
+
+
+def warm(det, b):
+    """One CGP warm-up pass (the runner's ``warmup_step`` hook)."""
+    return det.warmup_step(b, _ctx(det))
 
 
 @torch.no_grad()
@@ -84,7 +93,7 @@ def test_each_switch_changes_the_logits_or_the_training_signal():
     b = batch()
     warm = build(cgp_warmup_batches=1, **CGP_ONLY)
     before = cgp_means(warm)
-    out = step(warm, b)  # CGP alone: a warm-up pass moves the buffers, nothing else
+    out = globals()["warm"](warm, b)  # CGP alone: a warm-up pass moves the buffers, nothing else
     assert out["cgp_warmup"] == 1 and any(not torch.equal(before[k], v) for k, v in cgp_means(warm).items())
     # Same seed, same weights; only the CGP buffers are carried over (HRI's head has another shape).
     buffers = {k: v for k, v in warm.state_dict().items() if k.startswith("cgp_")}
@@ -104,9 +113,9 @@ def test_cnn_injection_acts_at_read_out_through_hri():
     # Without a mask, r_l of a CNN is its pooled vector and injection is a rescaling that HRI's norm
     # removes; with the mask (CGP ready after the warm-up step) it moves the features.
     b = batch()
-    warm = build(cgp_warmup_batches=1, **RESNET)
-    step(warm, b)
-    buffers = {k: v for k, v in warm.state_dict().items() if k.startswith("cgp_")}
+    warmed = build(cgp_warmup_batches=1, **RESNET)
+    warm(warmed, b)
+    buffers = {k: v for k, v in warmed.state_dict().items() if k.startswith("cgp_")}
     outs = []
     for on in [{"rsi": False}, {}]:
         det = build(cgp_warmup_batches=1, **RESNET, **on)
@@ -122,7 +131,7 @@ def test_cgp_buffers_update_only_in_a_train_step_and_hold_the_class_means():
     logits(det, b)
     det.train()(b["image"])  # a training-mode forward outside train_step collects nothing
     assert all(torch.equal(start[k], v) for k, v in cgp_means(det).items())
-    step(det, b)
+    warm(det, b)
     layers = det._cgp_layers
     assert layers == list(range(6, 12)) and det.cgp_batches == 1 and det.cgp_updates.tolist() == [1, 1]
     with torch.no_grad():
@@ -156,8 +165,9 @@ def test_warm_up_batches_skip_optimisation_then_train_and_log_the_diagnostics():
     det = build(cgp_warmup_batches=2)
     b = batch()
     params = {n: p.clone() for n, p in det.named_parameters()}
+    assert det.warmup_batches == 2 and build(cgp_warmup_batches=2, cgp=False, rrm=False, rsi=False).warmup_batches == 0
     for _ in range(2):
-        out = step(det, b)
+        out = warm(det, b)
         assert out["cgp_warmup"] == 1
         assert all(torch.equal(params[n], p) for n, p in det.named_parameters())
     out = step(det, b)
@@ -224,7 +234,8 @@ def test_cgp_buffers_are_synchronised_across_two_processes(tmp_path):
         model, optimizer = acc.prepare(det, optimizer)
         model.train()
         ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc)
-        outs = [det.train_step({{"image": images, "label": labels}}, ctx) for _ in range(2)]
+        batch = {{"image": images, "label": labels}}
+        outs = [det.warmup_step(batch, ctx), det.train_step(batch, ctx)]
         assert outs[0]["cgp_warmup"] == 1 and outs[1]["cgp_warmup"] == 0
         # Defaults (HRI on) under DDP: a second step fails if a trainable parameter gets no gradient.
         torch.manual_seed(0)

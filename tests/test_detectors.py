@@ -61,3 +61,16 @@ def test_missing_pretrained_weight_is_an_error_not_a_random_init():
     spec = resolve_detector("clip_linear", {"backbone": "timm:resnet18@/nonexistent/weights.safetensors"})
     with pytest.raises(ConfigError):
         spec.build()
+
+
+def test_protocol_per_detector_block_applies_to_that_detector_only():
+    from bench.errors import ConfigError
+
+    defaults = {"lr": 1e-3, "image_size": 64, "sam": {"lr": 5e-4, "rho": 0.1}}
+    sam = resolve_detector("sam", None, defaults)
+    assert (sam.config.lr, sam.config.rho, sam.config.image_size) == (5e-4, 0.1, 64)
+    assert sam.defaults_applied == {"lr": 5e-4, "image_size": 64, "rho": 0.1}
+    corit = resolve_detector("corit", {"lr": 2e-3}, defaults)
+    assert (corit.config.lr, corit.config.rho) == (2e-3, 0.05)  # -o wins; sam's block is not corit's
+    with pytest.raises(ConfigError, match=r"detector_defaults.sam sets 'rhoo'.*Did you mean 'rho'"):
+        resolve_detector("sam", None, {"sam": {"rhoo": 1}})

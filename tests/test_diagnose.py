@@ -80,8 +80,8 @@ def test_moments_and_gsnr_match_the_closed_form_on_a_linear_model():
         assert used == method
         for name, g in per_sample.items():
             mean, var = moments[name]
-            torch.testing.assert_close(mean, g.mean(0), rtol=1e-5, atol=1e-8)
-            torch.testing.assert_close(var, g.var(0, unbiased=True), rtol=1e-5, atol=1e-8)
+            torch.testing.assert_close(mean, g.mean(0), rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(var, g.var(0, unbiased=True), rtol=1e-4, atol=1e-6)
     g = torch.cat([per_sample["fc.weight"].flatten(1), per_sample["fc.bias"]], 1)
     m, v = g.mean(0), g.var(0, unbiased=True)
     frame = layer_gsnr(det, x, y, method="vmap", chunk_size=4)

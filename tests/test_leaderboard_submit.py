@@ -30,9 +30,25 @@ def registered(tmp_path, monkeypatch):
     sys.modules.pop("tiny_pack", None)
 
 
-def run_dir(tmp_path, seed=0, **over):
+def run_dir(tmp_path, seed=0, labelled=True, **over):
     frame = predictions(1.0, seed)
-    return write_run_dir(tmp_path / "runs", make_result("clip_linear", seed, frame=frame, **over), frame)
+    return write_run_dir(tmp_path / "runs", make_result("clip_linear", seed, frame=frame, **over), frame,
+                         labelled=labelled)
+
+
+def test_schema_1_prediction_files_get_their_test_set_column(tmp_path, registered):
+    dest = submit(run_dir(tmp_path, labelled=False), tmp_path / "lb")
+    with gzip.open(dest.with_name(dest.stem + ".predictions.csv.gz"), "rt") as fh:
+        lines = fh.read().splitlines()
+    assert lines[0] == "test_set,index,source,id,subset,group,label,score"
+    assert lines[1].startswith("upsample_nearest,0,synth,test/upsample_nearest/0/000000,")
+
+
+def test_an_interrupted_run_is_refused(tmp_path, registered):
+    run = run_dir(tmp_path)
+    (run / "INCOMPLETE").write_text("started")
+    with pytest.raises(LeaderboardError, match="unfinished run.*--resume"):
+        submit(run, tmp_path / "lb")
 
 
 def test_submit_stores_results_and_predictions_and_refuses_overwrite(tmp_path, registered):
@@ -46,11 +62,11 @@ def test_submit_stores_results_and_predictions_and_refuses_overwrite(tmp_path, r
     assert stored["protocol"]["definition"] == TINY.model_dump(mode="json")
     with gzip.open(preds, "rt") as fh:
         text = fh.read()
-    assert text.splitlines()[0] == "test_set,index,source,id,subset,group,label,score"
+    assert text.splitlines()[0] == "index,source,id,subset,group,label,score,test_set,seed,run_id"
     for test in TINY.test:  # the run's own lines, verbatim
         with gzip.open(run / "predictions" / f"{test}.csv.gz", "rt") as fh:
             own = fh.read().splitlines()[1:]
-        assert all(f"{test},{line}" in text for line in own)
+        assert all(line in text for line in own)
     with pytest.raises(LeaderboardError, match="already exists"):
         submit(run, tmp_path / "lb")
     again = tmp_path / "lb2"

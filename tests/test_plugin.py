@@ -37,11 +37,11 @@ def test_installed_plugin_is_listed_checked_and_run(tmp_path):
     write_tiny_protocol(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listing = subprocess.run([sys.executable, "-m", "bench", "ls", "detectors"], env=env, capture_output=True,
-                             text=True, timeout=120)
+                             text=True, timeout=120, check=False)
     assert listing.returncode == 0, listing.stderr
     assert "tiny_cnn" in listing.stdout and "my-detectors 0.1.0" in listing.stdout
-    check = subprocess.run([sys.executable, "-c", "from bench.testing import check_detector; "
-                            "from my_detectors import TinyCNN; print(check_detector(lambda: TinyCNN()))"],
+    check = subprocess.run([sys.executable, "-c", ("from bench.testing import check_detector; "
+                            "from my_detectors import TinyCNN; print(check_detector(lambda: TinyCNN()))")],
                            env=env, capture_output=True, text=True, check=False, timeout=120)
     assert check.returncode == 0 and "train_step" in check.stdout, check.stderr
     ran = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", str(tmp_path / "tiny.yaml"),

@@ -35,7 +35,7 @@ def test_defaults_follow_the_specification():
 
     cfg = SAMBaseline.Config()
     assert (cfg.backbone, cfg.image_size, cfg.tune, cfg.lr, cfg.weight_decay, cfg.rho, cfg.adaptive) == (
-        "open_clip:ViT-L-14@openai", 224, "norm", 1e-4, 0.0, 0.05, False)
+        "open_clip:ViT-L-14-quickgelu@openai", 224, "norm", 1e-4, 0.0, 0.05, False)
     assert SAMBaseline.paper == "2603.24057"
 
 

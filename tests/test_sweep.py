@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from bench import Detector
+from bench.checks import CONTRACT_BATCH
 from bench.diagnose import load_run_detector
 from bench.errors import ConfigError
 from bench.registry import DETECTORS
@@ -99,7 +100,8 @@ class TinySam(Detector):
     def train_step(self, batch, ctx):
         from bench.steps import sam_step
 
-        if self.cfg.rho == TinySam.fail_at:
+        # Crash on a real batch, not on the run-time contract check's two random images.
+        if self.cfg.rho == TinySam.fail_at and len(batch["image"]) > CONTRACT_BATCH:
             raise RuntimeError("simulated crash")
         return sam_step(self, batch, ctx, rho=self.cfg.rho)
 
@@ -124,7 +126,8 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protoco
         sweep(tiny_protocol, [tiny_sam], "0,0.1,1", out, opts=OPTS, limit=4)
     assert "Run the same command again to resume" in capsys.readouterr().err
     runs = out / "runs" / "tiny" / tiny_sam
-    assert sorted(p.name for p in runs.iterdir()) == ["rho0-s0", "rho0.1-s0"]
+    assert sorted(p.name for p in runs.iterdir()) == ["rho0-s0", "rho0.1-s0", "rho1-s0"]
+    assert (runs / "rho1-s0" / "INCOMPLETE").exists() and not (runs / "rho1-s0" / "results.json").exists()
     first = json.loads((runs / "rho0.1-s0" / "results.json").read_text())
     assert not (out / "sweep.csv").exists()
 

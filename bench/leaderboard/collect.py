@@ -175,8 +175,13 @@ def load_run_dir(run_dir: Path, allow_partial: bool = False) -> Run:
     The protocol its ``config.yaml`` recorded becomes ``protocol.definition`` (checked against the
     hash wherever it is used).
     """
+    from bench.results import INCOMPLETE
+
     path = Path(run_dir)
     path = path if path.is_file() else path / "results.json"
+    if (path.parent / INCOMPLETE).exists():
+        raise LeaderboardError(f"{path.parent} is an unfinished run (it has an {INCOMPLETE} marker); finish it "
+                               f"with `bench run --resume {path.parent}` first.")
     if not path.is_file():
         raise LeaderboardError(f"{path} does not exist; pass the directory of a finished run.")
     result = read_result(path, allow_partial)
@@ -192,9 +197,10 @@ def load_run_dir(run_dir: Path, allow_partial: bool = False) -> Run:
 
 
 def run_predictions_text(pred_dir: Path, tests: list[str]) -> str:
-    """One CSV text of a run directory's ``predictions/<test>.csv.gz`` files, with ``test_set`` first.
+    """One CSV text of a run directory's ``predictions/<test>.csv.gz`` files, with a ``test_set`` column.
 
-    Cells are copied verbatim (scores keep the digits the run wrote). Every test set must have its file.
+    Cells are copied verbatim (scores keep the digits the run wrote); files that lack ``test_set``
+    (schema-1 runs) get it as their first column. Every test set must have its file.
     """
     missing = [t for t in tests if not (pred_dir / f"{t}.csv.gz").is_file()]
     if missing:
@@ -210,8 +216,9 @@ def run_predictions_text(pred_dir: Path, tests: list[str]) -> str:
             header = rows[0]
         elif rows[0] != header:
             raise LeaderboardError(f"{pred_dir / test}.csv.gz has columns {rows[0]!r}, unlike {header!r}.")
-        lines += [f"{test},{row}" for row in rows[1:]]
-    return "\n".join([f"test_set,{header}", *lines]) + "\n"
+        lines += rows[1:] if "test_set" in header.split(",") else [f"{test},{row}" for row in rows[1:]]
+    labelled = "test_set" in str(header).split(",")
+    return "\n".join([header if labelled else f"test_set,{header}", *lines]) + "\n"
 
 
 def write_gzip_text(path: Path, text: str) -> None:

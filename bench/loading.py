@@ -1,0 +1,102 @@
+"""Data loaders for the runner: how many workers, epoch-seeded shuffling, pinned memory.
+
+The training order is a function of (seed, stream, epoch) alone (:class:`EpochSampler`), and the
+dataset is told the epoch through the indices it receives, so persistent workers, any worker count
+and a resumed run all see exactly the same batches with the same augmentation.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bench.errors import ConfigError
+
+#: Below this many batches, ``--workers auto`` uses none: starting workers would cost more than it saves.
+MIN_BATCHES_FOR_WORKERS = 4
+MAX_AUTO_WORKERS = 16
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(value: int | str, processes_per_machine: int, n_batches: int) -> int:
+    """Loader workers per process: ``auto`` leaves each process one core and gives it the rest of its share.
+
+    ``auto`` uses no workers for loaders of fewer than :data:`MIN_BATCHES_FOR_WORKERS` batches.
+    """
+    if value == "auto":
+        if n_batches < MIN_BATCHES_FOR_WORKERS:
+            return 0
+        share = available_cores() // max(1, processes_per_machine)
+        return max(0, min(MAX_AUTO_WORKERS, share - 1))
+    try:
+        workers = int(value)
+    except (TypeError, ValueError):
+        workers = -1
+    if workers < 0:
+        raise ConfigError(f"--workers {value!r} must be 'auto' or a whole number >= 0.")
+    return workers
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, position)`` pairs: a permutation seeded by (seed, stream, epoch), or in order.
+
+    ``stream`` separates independent orders over the same data (the warm-up passes use stream 1).
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool, stream: int = 0):
+        self.n, self.seed, self.shuffle, self.stream = n, seed, shuffle, stream
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            seed = zlib.crc32(f"order/{self.seed}/{self.stream}/{self.epoch}".encode())
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed)).tolist()
+        else:
+            order = range(self.n)
+        return ((self.epoch, i) for i in order)
+
+
+class EpochView(Dataset):
+    """Wraps a dataset that has an ``epoch`` attribute; items are addressed as ``(epoch, position)``."""
+
+    def __init__(self, inner: Dataset):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, position = key
+        self.inner.epoch = epoch  # this process's (or worker's) copy: augmentation is seeded per epoch
+        return self.inner[position]
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, stream: int = 0,
+                workers: int = 0, pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
+    """A loader over ``dataset`` in epoch-seeded order; training loaders drop the short last batch.
+
+    With several processes accelerate would pad a short training batch with first-batch samples, so
+    the gradient would depend on the process count; dropping it keeps runs process-independent.
+    """
+    sampler = EpochSampler(len(dataset), seed, shuffle, stream)
+    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
+    return DataLoader(EpochView(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      drop_last=shuffle, pin_memory=pin_memory, collate_fn=collate_fn, **extra)

@@ -1,0 +1,81 @@
+"""Runner hooks: warm-up passes are not steps and leave the training data order unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bench import Detector
+from bench.data.splits import build_sources, resolve_all
+from bench.protocol import load_protocol
+from bench.runner import Runner, RunnerOptions
+
+
+class Recorder(Detector):
+    """A linear model on 8×8 pooled pixels that records which rows each pass saw."""
+
+    @dataclass
+    class Config:
+        image_size: int = 32
+        lr: float = 1e-2
+        epochs: int = 2
+        warmup: int = 0
+
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self.fc = nn.Linear(3 * 8 * 8, 1)
+        self.seen: list[list[int]] = []
+        self.warm_seen: list[list[int]] = []
+        self.scheduler_steps = 0
+
+    @property
+    def warmup_batches(self) -> int:
+        return self.cfg.warmup
+
+    def forward(self, images):
+        return self.fc(nn.functional.adaptive_avg_pool2d(images, 8).flatten(1)).squeeze(1)
+
+    def configure_optimizer(self, total_steps):
+        optimizer = torch.optim.SGD(self.fc.parameters(), lr=self.cfg.lr)
+
+        def count(step):
+            self.scheduler_steps += 1
+            return 1.0
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, count)
+
+    def warmup_step(self, batch, ctx):
+        self.warm_seen.append(batch["index"].tolist())
+        return super().warmup_step(batch, ctx)
+
+    def train_step(self, batch, ctx):
+        self.seen.append(batch["index"].tolist())
+        return super().train_step(batch, ctx)
+
+
+def _fit(tiny_protocol, warmup: int, max_steps: int | None = None):
+    proto = load_protocol(tiny_protocol)
+    splits = resolve_all(proto, build_sources(proto, None))
+    det = Recorder(Recorder.Config(warmup=warmup))
+    runner = Runner(RunnerOptions(batch_size=4, max_steps=max_steps), seed=0)
+    selection = runner.fit(det, splits["train"], splits["val"], "last", proto.budget.max_epochs, None)
+    return det, selection, runner
+
+
+def test_warm_up_passes_are_not_steps_and_keep_the_data_order(tiny_protocol):
+    plain, plain_sel, _ = _fit(tiny_protocol, warmup=0)
+    warm, warm_sel, runner = _fit(tiny_protocol, warmup=3)
+    assert len(warm.warm_seen) == 3 and plain.warm_seen == []
+    assert warm.seen == plain.seen  # same rows in the same order, step for step
+    assert warm_sel["steps_total"] == plain_sel["steps_total"] == len(plain.seen)
+    # LambdaLR calls its function once at construction, then once per scheduler.step().
+    assert warm.scheduler_steps == plain.scheduler_steps == len(plain.seen) + 1
+    assert [e["batch"] for e in runner.log if e.get("event") == "warmup"] == [1, 2, 3]
+
+
+def test_a_step_budget_counts_optimisation_steps_only(tiny_protocol):
+    plain, _, _ = _fit(tiny_protocol, warmup=0, max_steps=3)
+    warm, _, _ = _fit(tiny_protocol, warmup=2, max_steps=3)
+    assert len(plain.seen) == len(warm.seen) == 3 and plain.seen == warm.seen
