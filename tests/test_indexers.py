@@ -277,3 +277,47 @@ def test_every_layout_is_tested():
     tested = {"ffpp", "dfd", "deepfakebench", "celebdf", "dfdc", "dfdcp", "deeperforensics", "uadfv",
               "forensynths", "univfd_diffusion", "genimage"}
     assert set(INDEXERS) == tested
+
+
+# -- a folder without the layout is refused, naming the folder expected ----------------------------------
+def test_univfd_diffusion_refuses_the_data_root_and_a_folder_one_level_too_high(tmp_path):
+    root = tmp_path / "data/diffusion_datasets"
+    for folder in ("laion/0_real", "guided/1_fake"):
+        touch(root / folder / "000.png")
+    touch(tmp_path / "data/CNNDetection/test/progan/car/1_fake/0.png")
+    with pytest.raises(DataError, match=r"CNNDetection holds neither 0_real/1_fake folders nor images.*not UnivFD.*"
+                                        r"data/diffusion_datasets looks like the dataset folder: pass it as ROOT"):
+        index_dataset("univfd_diffusion", tmp_path / "data")
+    touch(tmp_path / "up/diffusion_datasets/guided/1_fake/0.png")
+    with pytest.raises(DataError, match=r"up/diffusion_datasets looks like the dataset folder: pass it as ROOT"):
+        index_dataset("univfd_diffusion", tmp_path / "up")
+    touch(root / "guided/extra/1.png")
+    with pytest.raises(DataError, match=r"guided/extra/1.png is outside the 0_real/1_fake folders"):
+        index_dataset("univfd_diffusion", root)
+
+
+def test_genimage_refuses_a_folder_one_level_too_high(tmp_path):
+    root = tmp_path / "GenImage"
+    for split in ("train", "val"):
+        touch(root / f"ADM/imagenet_ai_0508_adm/{split}/ai/a.png")
+        touch(root / f"Midjourney/{split}/nature/n.JPEG")
+    with pytest.raises(DataError, match=r"GenImage is not a GenImage generator folder.*GenImage looks like the "
+                                        "dataset folder: pass it as ROOT"):
+        index_dataset("genimage", tmp_path)
+    touch(root / "BigGAN/train/fake/f.png")
+    with pytest.raises(DataError, match=r"BigGAN/train holds fake instead of ai and nature folders"):
+        index_dataset("genimage", root)
+
+
+def test_forensynths_and_deepfakebench_name_the_folder_expected(tmp_path):
+    touch(tmp_path / "data/CNNDetection/train/car/0_real/1.png")
+    with pytest.raises(DataError, match=r"no train, val or test folder.*CNNDetection looks like the dataset folder"):
+        index_dataset("forensynths", tmp_path / "data")
+    listing = tmp_path / "FaceForensics++.json"
+    listing.write_text(json.dumps({"FF": {"FF-real": {"test": {"c23": {"000": {
+        "label": "FF-real", "frames": ["rgb/FaceForensics++/original_sequences/youtube/c23/frames/000/000.png"]}}}}}}))
+    video(tmp_path / "rgb/FaceForensics++/original_sequences/youtube/c23/frames/000")
+    (tmp_path / "Celeb-DF-v2").mkdir()
+    with pytest.raises(DataError, match=r"None of the frames listed in .* exists under .*Celeb-DF-v2; ROOT must be"):
+        index_dataset("deepfakebench", tmp_path / "Celeb-DF-v2", json=listing)
+    assert index_dataset("deepfakebench", tmp_path / "rgb/FaceForensics++", json=listing).is_file()

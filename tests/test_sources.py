@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 from images import BAD_KINDS, ODD_MODES, image_bytes, write_bad, write_image
+from PIL import Image
 
 from bench.data.base import TABLE_COLUMNS
 from bench.data.folder import FolderSource
@@ -329,3 +330,176 @@ def test_hf_imagefolder_maps_fake_explicitly(tmp_path, hf_cache):
     assert sorted(table["label"]) == [0, 0, 1, 1]
     for item_id, label in zip(table["id"], table["label"]):
         assert _pixel(src.load(item_id)) == (RED if label else BLUE)
+
+
+# -- symbolic links, files left out, paths leaving the data root --------------------------------------
+@pytest.fixture
+def linked(tmp_path):
+    """A CNNDetection-like tree: 2 reals and 2 fakes per subset."""
+    for subset in ("car", "cat"):
+        for i in range(2):
+            write_image(tmp_path / f"fs/train/{subset}/0_real/{i}.png", color=BLUE)
+            write_image(tmp_path / f"fs/train/{subset}/1_fake/{i}.png", color=RED)
+    return tmp_path
+
+
+@pytest.mark.parametrize("link,target", [("train/car/1_fake/loop", ".."), ("train/car/1_fake/self", "."),
+                                         ("train/dog", "."), ("train/car/1_fake/up", "../../..")])
+def test_folder_refuses_links_into_their_own_path(linked, link, target):
+    (linked / "fs" / link).symlink_to(target)
+    with pytest.raises(DataError, match=rf"{re.escape(link)} is a symbolic link to .*on its own path"):
+        FolderSource("fs", {"root": "fs"}, linked).select("train")
+
+
+def test_folder_follows_links_that_do_not_loop_but_refuses_a_file_reached_twice(linked, tmp_path):
+    elsewhere = tmp_path / "other_disk/horse"
+    for i in range(2):
+        write_image(elsewhere / f"0_real/{i}.png", color=BLUE)
+        write_image(elsewhere / f"1_fake/{i}.png", color=RED)
+    (linked / "fs/train/horse").symlink_to(elsewhere)  # a data root assembled from links keeps working
+    table = FolderSource("fs", {"root": "fs"}, linked).select("train")
+    assert len(table) == 12 and "horse/1_fake/0.png" in " ".join(table["id"])
+    (linked / "fs/train/cat/1_fake/extra.png").symlink_to(linked / "fs/train/car/1_fake/0.png")
+    with pytest.raises(DataError, match=r"train/car/1_fake/0.png and train/cat/1_fake/extra.png are the same file"):
+        FolderSource("fs", {"root": "fs"}, linked).select("train")
+
+
+def test_folder_counts_files_it_leaves_out(linked):
+    base = linked / "fs/train/car"
+    (base / "1_fake/notes.txt").write_text("x")
+    (base / "1_fake/.DS_Store").write_text("x")
+    (base / "1_fake/README").write_text("x")
+    write_image(base / "stray.png")
+    frames = [Image.new("RGB", (8, 8), c) for c in (RED, BLUE)]
+    frames[0].save(base / "1_fake/anim.gif", save_all=True, append_images=frames[1:])
+    src = FolderSource("fs", {"root": "fs"}, linked)
+    table = src.select("train")
+    assert "train/car/1_fake/anim.gif" in set(table["id"])  # GIFs are read (first frame), not dropped
+    assert src.load_with_info("train/car/1_fake/anim.gif")[1] == "animated_first_frame"
+    assert src.ignored_files("train") == {
+        "extension '.txt' not read": ["train/car/1_fake/notes.txt"],
+        "hidden": ["train/car/1_fake/.DS_Store"],
+        "image outside the layout (in a label level)": ["train/car/stray.png"],
+        "no extension": ["train/car/1_fake/README"],
+    }
+    assert src.ignored_files("train", ["cat"]) == {}
+
+
+@pytest.mark.parametrize("kind,spec,key", [
+    ("folder", {"root": "../../elsewhere"}, "root"),
+    ("folder", {"root": "/abs/data"}, "root"),
+    ("manifest", {"path": "../index.csv"}, "path"),
+    ("manifest", {"path": "ds/index.csv", "root": "ds/../../x"}, "root"),
+    ("hf", {"path": "/abs/saved"}, "path"),
+])
+def test_spec_paths_may_not_leave_the_data_root(tmp_path, kind, spec, key):
+    cls = {"folder": FolderSource, "manifest": ManifestSource, "hf": HFSource}[kind]
+    with pytest.raises(ConfigError, match=rf"has {key} '{re.escape(spec[key])}', which leaves the data root.*"
+                                          "allow_outside_root: true"):
+        cls("s", spec, tmp_path)
+
+
+def test_allow_outside_root_reads_there_on_purpose(tmp_path):
+    write_image(tmp_path / "outside/d/a.png", color=RED)
+    root = tmp_path / "root"
+    root.mkdir()
+    src = FolderSource("s", {"root": str(tmp_path / "outside/d"), "layout": "", "label": 1,
+                             "allow_outside_root": True}, root)
+    assert list(src.select("test")["id"]) == ["a.png"]
+    (tmp_path / "outside/index.csv").write_text(f"path,label,split\n{tmp_path / 'outside/d/a.png'},1,test\n")
+    spec = {"path": str(tmp_path / "outside/index.csv"), "allow_outside_root": True}
+    manifest = ManifestSource("m", spec, root)
+    item = manifest.select("test")["id"][0]
+    assert _pixel(manifest.load(item)) == RED
+    with pytest.raises(ConfigError, match="allow_outside_root must be true or false"):
+        FolderSource("s", {"root": "d", "allow_outside_root": "yes"}, root)
+
+
+# -- video ids, frame order, identity keys and cheap checks ----------------------------------------------
+def test_bare_video_ids_shared_by_subsets_are_qualified_and_noted(tmp_path):
+    lines = ["path,label,split,subset,group"]
+    for subset, label in (("Deepfakes", 1), ("youtube", 0)):
+        for frame in range(2):
+            write_image(tmp_path / f"ds/{subset}/000/{frame}.png")
+            lines.append(f"{subset}/000/{frame}.png,{label},test,{subset},000.mp4")
+    src = ManifestSource("m", _manifest(tmp_path, lines), tmp_path)
+    table = src.select("test")
+    assert sorted(table["group"].unique()) == ["Deepfakes/000.mp4", "youtube/000.mp4"]
+    assert len(src.notes) == 1 and "'000.mp4' in Deepfakes, youtube" in src.notes[0]
+    lines = ["path,label,split,group", "a.png,0,test,v", "b.png,1,test,v"]
+    with pytest.raises(DataError, match=r"1 video\(s\) with both real and fake frames \(e.g. group 'v'\)"):
+        ManifestSource("m", _manifest(tmp_path, lines, "mixed.csv"), tmp_path).select("test")
+
+
+def test_frames_per_group_orders_unpadded_frame_names_naturally(tmp_path):
+    from bench.data.splits import resolve_split
+    from bench.protocol import Split
+
+    lines = ["path,label,split,group"] + [f"v/{i}.png,0,test,v" for i in range(11)]
+    sources = {"m": ManifestSource("m", _manifest(tmp_path, lines), tmp_path)}
+    resolved = resolve_split("t", Split(source="m", split="test", frames_per_group=3), sources)
+    assert sorted(resolved.table["id"]) == ["v/0.png", "v/10.png", "v/5.png"]
+
+
+def test_item_keys_identify_file_content_cheaply(tmp_path):
+    import os
+
+    write_image(tmp_path / "d/sub/a.png")
+    src = FolderSource("s", {"root": "d", "layout": "", "label": 0}, tmp_path)
+    table = src.select("test")
+    (key,) = src.item_keys(table)
+    st = os.stat(tmp_path / "d/sub/a.png")
+    assert key == f"d/sub/a.png|{st.st_size}|{st.st_mtime_ns}"
+    write_image(tmp_path / "d/sub/a.png", seed=5, size=(17, 16))
+    assert src.item_keys(table) != [key]
+    (tmp_path / "d/sub/a.png").unlink()
+    assert src.item_keys(table) == ["d/sub/a.png|missing"]
+
+
+def test_check_cheap_finds_what_needs_no_decoding(tmp_path):
+    write_image(tmp_path / "d/ok.png")
+    for kind, suffix in BAD_KINDS.items():
+        write_bad(tmp_path / f"d/{kind}{suffix}", kind)
+    src = FolderSource("s", {"root": "d", "layout": "", "label": 0}, tmp_path)
+    table = src.select("test")
+    (tmp_path / "d/ok.png").unlink()
+    found = dict(src.check_cheap(table))
+    assert set(found) == {"ok.png", "zero_byte.png", "random_bytes.png"}  # truncated files pass the header check
+    assert "does not exist" in found["ok.png"] and "zero-byte" in found["zero_byte.png"]
+    assert "no readable image header" in found["random_bytes.png"]
+
+
+def test_hf_parquet_folder_loads_and_validation_is_val(tmp_path, hf_cache):
+    datasets = hf_cache
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    (tmp_path / "pq/data").mkdir(parents=True)
+    for split, n in (("train", 2), ("validation", 3)):
+        ds = datasets.Dataset.from_dict(
+            {"image": [{"bytes": image_bytes(color=RED if i % 2 else BLUE), "path": None} for i in range(n)],
+             "label": [i % 2 for i in range(n)]}, features=features)
+        ds.to_parquet(str(tmp_path / f"pq/data/{split}-00000-of-00001.parquet"))
+    src = HFSource("h", {"path": "pq"}, tmp_path)
+    table = src.select("val")  # no split_map needed for Hugging Face's "validation"
+    assert list(table["label"]) == [0, 1, 0]
+    assert [_pixel(src.load(i)) for i in table["id"]] == [BLUE, RED, BLUE]
+    tensor, kind = src.load_tensor("val/1")
+    assert kind == "none" and tuple(int(v) for v in tensor[:, 0, 0]) == RED
+    keys = src.item_keys(table)
+    assert len(set(keys)) == 3 and keys[0].startswith("hf|") and keys[0].endswith("|validation|0")
+    assert src.check_cheap(table) == []
+    # Raw bytes without Hugging Face's image feature are read as encoded images too.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "raw").mkdir()
+    pq.write_table(pa.table({"img": [image_bytes(color=RED), b"\x00junk"], "y": [1, 0]}), tmp_path / "raw/x.parquet")
+    raw = HFSource("r", {"path": "raw", "image_column": "img", "label_column": "y", "loader": "parquet"}, tmp_path)
+    assert _pixel(raw.load("train/0")) == RED
+    assert [item for item, _ in raw.check_cheap(raw.select("train"))] == ["train/1"]
+
+
+def test_hf_unloadable_folder_is_one_sentence(tmp_path, hf_cache):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad/x.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match=r"bad cannot be loaded with the 'parquet' loader \(.*\); check that it holds"):
+        HFSource("h", {"path": "bad", "label_map": {"0": 0}}, tmp_path).select("test")

@@ -156,3 +156,59 @@ def test_memory_does_not_grow_with_file_contents(tmp_path, size):
     # ~2000 vs ~200 files: the tables and the digest map grow by a few hundred bytes per file
     # (measured ~0.3 MB here); keeping file bytes would add over 20 MB.
     assert large - small < 2_000_000, (small, large)
+
+
+def test_verdict_names_every_problem_or_counts_them_and_writes_the_list(tmp_path):
+    from bench.data.verify import failure_message, problems_by_kind
+
+    entries = basic_entries()
+    missing = [f"test/gone{i}.png" for i in range(3)]
+    entries += [(path, 1, "test", "") for path in missing]
+    write_manifest(tmp_path, entries, {})
+    for path in missing:
+        (tmp_path / "mini" / path).unlink()
+    report = verify_protocol(write_protocol(tmp_path), tmp_path)
+    message = failure_message(report, tmp_path)
+    assert message.startswith("3 problem(s) make this data unusable: ")
+    assert all(path in message for path in missing)
+    # More than a handful: counts per kind, and the full list in a file named in the sentence.
+    entries += [(f"test/gone{i}.png", 1, "test", "") for i in range(3, 9)]
+    entries += [("test/copy.png", 1, "test", "")]
+    write_manifest(tmp_path, entries, {"test/copy.png": unique_png(8)})  # same bytes as test/r0.png (real)
+    for i in range(9):
+        (tmp_path / f"mini/test/gone{i}.png").unlink()
+    report = verify_protocol(write_protocol(tmp_path), tmp_path)
+    assert {k: len(v) for k, v in problems_by_kind(report).items()} == {
+        "unreadable files": 9, "identical files with different labels": 1}
+    message = failure_message(report, tmp_path)
+    listing = tmp_path / "verify-mini-problems.txt"
+    assert message == (f"10 problem(s) make this data unusable (9 unreadable files, 1 identical files with "
+                       f"different labels); the full list is in {listing.resolve()}.")
+    text = listing.read_text()
+    assert all(f"gone{i}.png" in text for i in range(9)) and "different labels" in text
+    assert format_report(report).count("does not exist") == 9  # the report itself lists them all
+    assert failure_message(verify_protocol(write_protocol(tmp_path, name="ok"), tmp_path / "x")) is not None
+
+
+def test_report_counts_conversions_and_files_left_out(tmp_path):
+    from images import write_image
+
+    for split in ("train", "val", "test"):
+        for label in ("0_real", "1_fake"):
+            write_image(tmp_path / f"fs/{split}/s/{label}/a.png", mode="L" if split == "test" else "RGB")
+    (tmp_path / "fs/test/s/1_fake/notes.txt").write_text("x")
+    proto = tmp_path / "fs.yaml"
+    proto.write_text(PROTOCOL.split("sources:")[0].format(name="fs") + """sources:
+  data: {type: folder, root: fs}
+train: {source: data, split: train}
+val: {source: data, split: val, select: "best:auc"}
+test:
+  t: {source: data, split: test}
+metrics: [auc]
+primary: auc@t
+""")
+    report = verify_protocol(proto, tmp_path)
+    assert report.conversions == {"grayscale": 2}
+    assert report.ignored == {"test/t": {"extension '.txt' not read": ["data:test/s/1_fake/notes.txt"]}}
+    text = format_report(report)
+    assert "grayscale: 2" in text and "test/t: 1 extension '.txt' not read: data:test/s/1_fake/notes.txt" in text

@@ -1,45 +1,88 @@
-"""The data-source contract shared by every source type, and robust image decoding.
+"""The data-source contract shared by every source type.
 
 A source turns a spec (a mapping from a protocol or ``protocols/sources.yaml``) and a data root
 into *tables*: one ``pandas.DataFrame`` per requested split with the columns of
-:data:`TABLE_COLUMNS`. Images are decoded on demand by :meth:`Source.load`. Sources never see a
-detector: the runner applies the detector's transform to the PIL image a source returns.
+:data:`TABLE_COLUMNS`. Images are decoded on demand (:meth:`Source.load`, or
+:meth:`Source.load_with_info` which also says what conversion the file needed) by the rules of
+:mod:`bench.data.decode`. Sources never see a detector: the runner applies the detector's
+transform to what a source returns.
+
+Paths in a spec (``root``, ``path``) are relative to the data root and may not leave it (no
+absolute path, no ``..``) unless the spec sets ``allow_outside_root: true``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import Any, ClassVar
+import json
+import os
+import stat
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from bench.data.decode import (
+    CONVERSIONS,
+    DECODE_VERSION,
+    MAX_IMAGE_PIXELS,
+    check_header,
+    decode_bytes,
+    decode_file,
+    open_image,
+    to_rgb,
+    to_rgb_info,
+)
 from bench.errors import ConfigError, DataError, ImageError
+
+if TYPE_CHECKING:  # torch is imported only where tensors are made
+    from torch import Tensor
 
 #: Columns every table has. ``id`` is the source-relative identifier load() accepts (a relative path
 #: for file sources), ``label`` 0 = real / 1 = fake, ``subset`` the generator or sub-dataset name,
 #: ``group`` the video id for frame datasets (equal to ``id`` for still images).
 TABLE_COLUMNS = ["id", "label", "split", "subset", "group"]
+#: Spec keys every source accepts besides its own ``spec_keys``.
+COMMON_KEYS: dict[str, Any] = {"allow_outside_root": False}
+
+
+class PathEscapeError(ConfigError):
+    """A spec path (``root``, ``path``) that leaves the data root without ``allow_outside_root: true``."""
+
+
+def inside(relative: str) -> bool:
+    """True when ``relative`` is a relative path that cannot leave its root (no ``..``, no drive)."""
+    rel = relative.replace("\\", "/")
+    # String tests, not pathlib: this runs once per file before every run.
+    return bool(relative) and not rel.startswith("/") and ".." not in rel.split("/") and relative[1:2] != ":"
 
 
 class Source:
     """Base class of data-source types (``folder``, ``manifest``, ``hf``, ``synthetic``, plugins).
 
     Subclasses set ``type_name``, declare their spec keys in ``spec_keys`` (key -> default; a key
-    whose default is ``...`` is required) and implement :meth:`select` and :meth:`load`.
+    whose default is ``...`` is required) and implement :meth:`select`. A source with files
+    implements :meth:`file_root` (ids are paths below it) and inherits decoding, cheap checks and
+    item keys; a source without files implements :meth:`load`.
     """
 
     type_name: ClassVar[str] = ""
     spec_keys: ClassVar[dict[str, Any]] = {}
+    #: Spec keys that hold paths relative to the data root (checked not to leave it).
+    path_keys: ClassVar[tuple[str, ...]] = ()
     #: False for sources that synthesise images in memory (no files to verify).
     has_files: ClassVar[bool] = True
+    #: For sources without files: bump when the images a spec yields change (part of :meth:`item_keys`).
+    version: ClassVar[str] = "1"
 
     def __init__(self, name: str, spec: dict[str, Any], data_root: Path | None):
         self.name = name
         self.data_root = Path(data_root) if data_root is not None else None
         self.spec = self._validate_spec(spec)
+        #: Things worth recording about how this source read its data (e.g. video ids qualified by subset).
+        self.notes: list[str] = []
+        self._check_paths()
 
     # -- contract -------------------------------------------------------------------------------
     def select(self, split: str, subsets: list[str] | None = None) -> pd.DataFrame:
@@ -48,39 +91,123 @@ class Source:
 
     def load(self, item_id: str) -> Image.Image:
         """Return the RGB PIL image for one ``id`` of a table this source produced."""
-        raise NotImplementedError("subclasses implement load()")
+        path = self.file_path(item_id)
+        if path is None:
+            raise NotImplementedError("sources without files implement load()")
+        return decode_file(path)[0]
 
-    # -- shared helpers -------------------------------------------------------------------------
-    def _validate_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
-        spec = dict(spec)
-        spec.pop("type", None)
-        unknown = sorted(set(spec) - set(self.spec_keys))
-        if unknown:
-            from bench.errors import did_you_mean
+    def load_with_info(self, item_id: str) -> tuple[Image.Image, str]:
+        """The RGB image of ``item_id`` and its conversion kind (a name in :data:`CONVERSIONS`)."""
+        path = self.file_path(item_id)
+        if path is not None:
+            return decode_file(path)
+        return to_rgb_info(self.load(item_id))
 
-            key = unknown[0]
-            raise ConfigError(
-                f"Source {self.name!r} (type {self.type_name}) has unknown key {key!r};"
-                f"{did_you_mean(key, self.spec_keys) or ''} allowed keys: {', '.join(sorted(self.spec_keys))}."
-            )
-        out = {}
-        for key, default in self.spec_keys.items():
-            if key in spec:
-                out[key] = spec[key]
-            elif default is ...:
-                raise ConfigError(f"Source {self.name!r} (type {self.type_name}) needs the key {key!r}.")
+    def load_tensor(self, item_id: str) -> tuple[Tensor, str]:
+        """The image of ``item_id`` as a uint8 ``[3, H, W]`` tensor and its conversion kind.
+
+        Files are decoded by torchvision where it gives the same pixels, else by PIL (see
+        :mod:`bench.data.tensor_decode`).
+        """
+        from bench.data.tensor_decode import decode_tensor_file
+
+        path = self.file_path(item_id)
+        if path is not None:
+            return decode_tensor_file(path)
+        from torchvision.transforms.functional import pil_to_tensor
+
+        image, kind = self.load_with_info(item_id)
+        return pil_to_tensor(image), kind
+
+    def extras(self, item_id: str) -> dict[str, Any]:
+        """Per-item data besides the image (e.g. face ``landmarks``); ``{}`` when the source has none."""
+        return {}
+
+    def file_root(self) -> Path | None:
+        """The directory ids are paths below, for sources with files; None otherwise."""
+        return None
+
+    def file_path(self, item_id: str) -> Path | None:
+        """The file behind ``item_id`` (None for sources without files)."""
+        root = self.file_root()
+        if root is None:
+            return None
+        if not self.spec.get("allow_outside_root") and not inside(item_id):
+            raise DataError(f"Source {self.name!r}: id {item_id!r} is not a path inside {root}.")
+        return root / item_id
+
+    def ignored_files(self, split: str, subsets: list[str] | None = None) -> dict[str, list[str]]:
+        """Files the source saw but left out of ``split``, by reason (e.g. an extension it does not read)."""
+        return {}
+
+    # -- identity and checks --------------------------------------------------------------------
+    def item_keys(self, table: pd.DataFrame) -> list[str]:
+        """One identity string per row of ``table`` for caches; cheap (one ``stat`` per file).
+
+        Files: ``<path relative to the data root>|<size>|<mtime_ns>`` (``missing`` when absent);
+        sources without files: type, :attr:`version`, a hash of the spec, and the id.
+        """
+        root = self.file_root()
+        if root is None:
+            text = json.dumps(self.spec, sort_keys=True, default=str)
+            spec = hashlib.sha256(text.encode()).hexdigest()[:16]
+            return [f"{self.type_name}|v{self.version}|{spec}|{item_id}" for item_id in table["id"]]
+        prefix = os.path.relpath(root, self.data_root) if self.data_root is not None else str(root)
+        prefix = "" if prefix == os.curdir else PurePosixPath(*Path(prefix).parts).as_posix() + "/"
+        keys = []
+        for item_id in table["id"]:
+            name = item_id if Path(item_id).is_absolute() else prefix + item_id
+            try:
+                st = os.stat(root / item_id)
+                keys.append(f"{name}|{st.st_size}|{st.st_mtime_ns}")
+            except OSError:
+                keys.append(f"{name}|missing")
+        return keys
+
+    def check_cheap(self, table: pd.DataFrame) -> list[tuple[str, str]]:
+        """``(id, reason)`` for files missing, empty, not files, too large or without a readable header.
+
+        No pixel is decoded (PIL reads the header only), so this is fast enough to run before every
+        run; :meth:`find_bad_images` decodes everything. Sources without files return ``[]``.
+        """
+        root = self.file_root()
+        if root is None:
+            return []
+        allow, bad = self.spec.get("allow_outside_root"), []
+        for item_id in table["id"]:
+            if not allow and not inside(item_id):
+                bad.append((item_id, f"Source {self.name!r}: id {item_id!r} is not a path inside {root}."))
+                continue
+            path = os.path.join(root, item_id)  # strings, not Path objects: one per file adds up
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                bad.append((item_id, f"{path} does not exist"))
+                continue
+            except OSError as err:
+                bad.append((item_id, f"{path} cannot be read ({err.strerror})"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                reason = f"{path} is not a regular file"
+            elif st.st_size == 0:
+                reason = f"{path} is a zero-byte file"
             else:
-                out[key] = default
-        return out
+                reason = check_header(path, path)
+            if reason:
+                bad.append((item_id, reason))
+        return bad
 
-    def resolve(self, relative: str | Path) -> Path:
-        """Resolve a path relative to the data root, with a clear error when no root is set."""
-        if self.data_root is None:
-            raise DataError(
-                f"Source {self.name!r} reads files but no data root is set; pass --data-root DIR "
-                "or set BENCH_DATA_ROOT."
-            )
-        return self.data_root / relative
+    def find_bad_images(self, table: pd.DataFrame) -> list[tuple[str, str]]:
+        """Decode every image of ``table``; return ``(id, reason)`` for each one that fails."""
+        if not self.has_files:
+            return []
+        bad = []
+        for item_id in table["id"]:
+            try:
+                self.load_with_info(item_id)
+            except ImageError as err:
+                bad.append((item_id, str(err)))
+        return bad
 
     @staticmethod
     def fingerprint(table: pd.DataFrame) -> str:
@@ -90,17 +217,59 @@ class Source:
             h.update(f"{item_id}\t{label}\n".encode())
         return "sha256:" + h.hexdigest()
 
-    def find_bad_images(self, table: pd.DataFrame) -> list[tuple[str, str]]:
-        """Decode every image of ``table``; return ``(id, reason)`` for each one that fails."""
-        if not self.has_files:
-            return []
-        bad = []
-        for item_id in table["id"]:
-            try:
-                self.load(item_id)
-            except ImageError as err:
-                bad.append((item_id, str(err)))
-        return bad
+    # -- shared helpers -------------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"Source {self.name!r} (type {self.type_name})"
+
+    def _validate_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        spec = dict(spec)
+        spec.pop("type", None)
+        allowed = {**COMMON_KEYS, **self.spec_keys}
+        unknown = sorted(set(spec) - set(allowed))
+        if unknown:
+            from bench.errors import did_you_mean
+
+            key = unknown[0]
+            raise ConfigError(
+                f"Source {self.name!r} (type {self.type_name}) has unknown key {key!r};"
+                f"{did_you_mean(key, allowed) or ''} allowed keys: {', '.join(sorted(allowed))}."
+            )
+        out = {}
+        for key, default in allowed.items():
+            if key in spec:
+                out[key] = spec[key]
+            elif default is ...:
+                raise ConfigError(f"Source {self.name!r} (type {self.type_name}) needs the key {key!r}.")
+            else:
+                out[key] = default
+        if not isinstance(out["allow_outside_root"], bool):
+            raise ConfigError(f"{self._where()}: allow_outside_root must be true or false, "
+                              f"not {out['allow_outside_root']!r}.")
+        return out
+
+    def _check_paths(self) -> None:
+        """Refuse spec paths that leave the data root, naming the key, unless the spec allows it."""
+        if self.spec["allow_outside_root"]:
+            return
+        for key in self.path_keys:
+            value = self.spec.get(key)
+            if isinstance(value, str) and value not in ("", ".") and not inside(value):
+                raise PathEscapeError(
+                    f"{self._where()} has {key} {value!r}, which leaves the data root; use a path relative "
+                    "to the data root without '..', or set allow_outside_root: true in the source to read it "
+                    "there."
+                )
+
+    def resolve(self, relative: str | Path) -> Path:
+        """Resolve a path relative to the data root, with a clear error when no root is set."""
+        if self.spec["allow_outside_root"] and Path(relative).is_absolute():
+            return Path(relative)
+        if self.data_root is None:
+            raise DataError(
+                f"Source {self.name!r} reads files but no data root is set; pass --data-root DIR "
+                "or set BENCH_DATA_ROOT."
+            )
+        return self.data_root / relative
 
 
 def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -110,39 +279,8 @@ def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode (L, LA, P, RGBA, CMYK, I;16, I, F, 1) to 8-bit RGB.
-
-    Transparency is composited on white (not dropped to black), and 16-bit or float images are
-    rescaled from their own range instead of being clipped.
-    """
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
-        return Image.fromarray(scaled.round().astype(np.uint8), mode="L").convert("RGB")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def open_image(path: Path) -> Image.Image:
-    """Fully decode ``path`` into an RGB image, raising :class:`ImageError` with the reason."""
-    try:
-        if path.stat().st_size == 0:
-            raise ImageError(f"{path} is a zero-byte file")
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
-    except FileNotFoundError as err:
-        raise ImageError(f"{path} does not exist") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"{path} cannot be decoded ({type(err).__name__}: {err})") from err
+__all__ = [
+    "CONVERSIONS", "DECODE_VERSION", "MAX_IMAGE_PIXELS", "TABLE_COLUMNS", "PathEscapeError", "Source",
+    "check_header", "decode_bytes", "decode_file", "inside", "make_table", "open_image", "to_rgb",
+    "to_rgb_info",
+]

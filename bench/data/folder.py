@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
-from PIL import Image
 
-from bench.data.base import Source, make_table, open_image
-from bench.data.manifest import inside, missing_path, parse_label
+from bench.data.base import Source, make_table
+from bench.data.manifest import missing_path, parse_label
+from bench.data.walk import TreeWalk
 from bench.errors import ConfigError, DataError
 
-DEFAULT_EXTENSIONS = [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"]
+#: Image formats PIL reads in every installation (animated ones give their first frame). The list is
+#: fixed, not taken from PIL's plugins, so a tree lists the same files on every machine.
+DEFAULT_EXTENSIONS = [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".gif", ".webp",
+                      ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k"]
 _FIELDS = ("split", "subset", "label")
 
 
@@ -24,15 +26,20 @@ class FolderSource(Source):
     Spec keys: ``root`` (required, relative to the data root); ``layout`` (``/``-separated fields
     among ``{split}``, ``{subset}``, ``{label}``, label last); ``labels`` (label-directory name ->
     0/1); ``label`` (0/1/real/fake, or a mapping subset -> label, for layouts without ``{label}``);
-    ``split`` (the one split name of a layout without ``{split}``, default ``test``); ``extensions``.
+    ``split`` (the one split name of a layout without ``{split}``, default ``test``); ``extensions``
+    (default :data:`DEFAULT_EXTENSIONS`).
 
     Label directories may sit below class folders (``test/progan/<class>/0_real``): below the last
     layout field, directories are descended until one level holds label directories, and every
     image below a label directory gets that label. Without ``{label}``, every image below the last
-    field belongs to it. Hidden entries are skipped; ids are paths relative to ``root``.
+    field belongs to it. Ids are paths relative to ``root``. Symbolic links are followed, but a
+    link back into its own path and a file reached twice are errors (:mod:`bench.data.walk`).
+    Files left out (hidden, other extensions, images where the layout has directories) are
+    counted by :meth:`ignored_files`.
     """
 
     type_name = "folder"
+    path_keys = ("root",)
     spec_keys: ClassVar[dict[str, Any]] = {
         "root": ...,
         "layout": "{split}/{subset}/{label}",
@@ -48,7 +55,7 @@ class FolderSource(Source):
         exts = self.spec["extensions"]
         self.extensions = {"." + e.lower().lstrip(".") for e in ([exts] if isinstance(exts, str) else exts)}
         self.labels = self._check_labels()
-        self._cache: dict[tuple, pd.DataFrame] = {}
+        self._cache: dict[tuple, tuple[pd.DataFrame, dict[str, list[str]]]] = {}
 
     # -- spec checks ----------------------------------------------------------------------------
     def _where(self) -> str:
@@ -89,14 +96,10 @@ class FolderSource(Source):
         return {}
 
     # -- listing --------------------------------------------------------------------------------
-    @staticmethod
-    def _subdirs(path: Path) -> list[str]:
-        with os.scandir(path) as it:
-            return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-
-    def _pick(self, path: Path, field: str, wanted: list[str] | None) -> list[str]:
+    def _pick(self, walk: TreeWalk, path: Path, field: str, wanted: list[str] | None) -> list[str]:
         """The directory names at one layout level, checked against ``wanted``."""
-        found = self._subdirs(path)
+        found = walk.subdirs(path, walk.chain(path))
+        walk.note_outside_layout(path, field)
         if wanted is None:
             return found
         missing = [w for w in wanted if w not in found]
@@ -106,19 +109,10 @@ class FolderSource(Source):
             )
         return list(wanted)
 
-    def _images(self, path: Path) -> list[Path]:
-        out = []
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            out += [Path(dirpath, f) for f in filenames if self._is_image(f)]
-        return out
-
-    def _is_image(self, filename: str) -> bool:
-        return not filename.startswith(".") and os.path.splitext(filename)[1].lower() in self.extensions
-
-    def _labelled(self, path: Path) -> list[tuple[Path, int]]:
+    def _labelled(self, walk: TreeWalk, path: Path) -> list[tuple[Path, int]]:
         """Images below ``path`` with the label of the label directory above them."""
-        subdirs = self._subdirs(path)
+        chain = walk.chain(path)
+        subdirs = walk.subdirs(path, chain)
         label_dirs = [d for d in subdirs if d in self.labels]
         if label_dirs:
             unknown = [d for d in subdirs if d not in self.labels]
@@ -127,23 +121,24 @@ class FolderSource(Source):
                     f"{self._where()}: directory {path / unknown[0]} sits beside label directories but "
                     f"is none of them ({', '.join(self.labels)}); add it to the source's 'labels' key."
                 )
-            return [(img, self.labels[d]) for d in label_dirs for img in self._images(path / d)]
-        with os.scandir(path) as it:
-            stray = sorted(e.name for e in it if e.is_file() and self._is_image(e.name))
+            walk.note_outside_layout(path, "label")
+            return [(img, self.labels[d]) for d in label_dirs for img in walk.images(path / d)]
+        stray = walk.stray_images(path)
         if stray or not subdirs:
             raise DataError(
                 f"{self._where()}: {path / stray[0] if stray else path} is not below a label directory "
                 f"({', '.join(self.labels)}); set the source's 'labels' key to the names used here."
             )
-        return [item for d in subdirs for item in self._labelled(path / d)]
+        return [item for d in subdirs for item in self._labelled(walk, path / d)]
 
-    def _scan(self, split: str, subsets: list[str] | None) -> pd.DataFrame:
-        root = self.resolve(self.spec["root"])
+    def _scan(self, split: str, subsets: list[str] | None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+        root = self.file_root()
         if not root.is_dir():
             raise missing_path(self._where(), "images", root, self.spec["root"])
         default_split = self.spec["split"] or "test"
         if "split" not in self.fields and split != default_split:
             raise DataError(f"{self._where()} has one split, {default_split!r}; there is no split {split!r}.")
+        walk = TreeWalk(root, self.extensions, self._where())
         # Walk the layout fields level by level; each branch carries the field values seen so far.
         branches: list[tuple[Path, dict[str, str]]] = [(root, {})]
         for field in [f for f in self.fields if f != "label"]:
@@ -151,13 +146,13 @@ class FolderSource(Source):
             branches = [
                 (path / name, {**values, field: name})
                 for path, values in branches
-                for name in self._pick(path, field, wanted)
+                for name in self._pick(walk, path, field, wanted)
             ]
         rows = []
         for path, values in branches:
             subset = values.get("subset", self.name)
             if "label" in self.fields:
-                items = self._labelled(path)
+                items = self._labelled(walk, path)
             else:
                 label = self.spec["label"]
                 if isinstance(label, dict):
@@ -166,20 +161,18 @@ class FolderSource(Source):
                             f"{self._where()}: 'label' gives no label for subset {subset!r}; add it."
                         )
                     label = label[subset]
-                items = [(img, parse_label(label)) for img in self._images(path)]
+                items = [(img, parse_label(label)) for img in walk.images(path)]
             for img, label in items:
-                rel = img.relative_to(root).as_posix()
+                rel = walk.rel(img)
                 rows.append({"id": rel, "label": label, "split": split, "subset": subset, "group": rel})
         if not rows:
             raise DataError(
                 f"{self._where()} found no images ({', '.join(sorted(self.extensions))}) for split {split!r} "
                 f"under {root}; check 'layout' and 'extensions'."
             )
-        return make_table(rows)
+        return make_table(rows), {reason: sorted(paths) for reason, paths in sorted(walk.ignored.items())}
 
-    # -- contract -------------------------------------------------------------------------------
-    def select(self, split: str, subsets: list[str] | None = None) -> pd.DataFrame:
-        """Return the table of ``split``, limited to ``subsets`` (directory names) when given."""
+    def _listing(self, split: str, subsets: list[str] | None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
         if "subset" not in self.fields:
             if subsets is not None and set(subsets) != {self.name}:
                 raise DataError(
@@ -189,10 +182,17 @@ class FolderSource(Source):
         key = (split, None if subsets is None else tuple(sorted(subsets)))
         if key not in self._cache:
             self._cache[key] = self._scan(split, None if key[1] is None else list(key[1]))
-        return self._cache[key].copy()
+        return self._cache[key]
 
-    def load(self, item_id: str) -> Image.Image:
-        """Decode the image at ``root/item_id`` as RGB (raises ImageError when it cannot be decoded)."""
-        if not inside(item_id):
-            raise DataError(f"{self._where()}: id {item_id!r} is not a path inside the source's root.")
-        return open_image(self.resolve(self.spec["root"]) / item_id)
+    # -- contract -------------------------------------------------------------------------------
+    def select(self, split: str, subsets: list[str] | None = None) -> pd.DataFrame:
+        """Return the table of ``split``, limited to ``subsets`` (directory names) when given."""
+        return self._listing(split, subsets)[0].copy()
+
+    def ignored_files(self, split: str, subsets: list[str] | None = None) -> dict[str, list[str]]:
+        """Files below the listed directories of ``split`` not read, by reason (paths below ``root``)."""
+        return {reason: list(paths) for reason, paths in self._listing(split, subsets)[1].items()}
+
+    def file_root(self) -> Path:
+        """The source's ``root`` directory (ids are paths below it)."""
+        return self.resolve(self.spec["root"])

@@ -6,6 +6,7 @@ loads the row), so a test set may combine reals and fakes from different sources
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,13 +22,19 @@ from bench.protocol import PairedTest, Perturb, Protocol, Split
 
 @dataclass
 class ResolvedSplit:
-    """Rows of one train/val/test set, ready for ``RawDataset``."""
+    """Rows of one train/val/test set, ready for ``RawDataset``.
+
+    ``notes`` says how the sources read the data where it matters for the results (e.g. video ids
+    qualified by subset); ``ignored`` lists files the sources saw but left out, by reason (paths
+    as ``<source>:<path>``), so a run can record them.
+    """
 
     name: str
     table: pd.DataFrame
     sources: dict[str, Source]
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
+    ignored: dict[str, list[str]] = field(default_factory=dict)
 
     def counts(self) -> tuple[int, int]:
         """(n_real, n_fake)."""
@@ -48,23 +55,28 @@ def catalog() -> dict[str, dict]:
 
 def build_sources(proto: Protocol, data_root: Path | None) -> dict[str, Source]:
     """Instantiate every source a protocol declares (inline specs or names from ``sources.yaml``)."""
+    return {name: build_source(proto, name, data_root) for name in proto.sources}
+
+
+def build_source(proto: Protocol, name: str, data_root: Path | None) -> Source:
+    """Instantiate one source of a protocol (an inline spec or a name from ``sources.yaml``)."""
     from bench.registry import SOURCES
 
-    built: dict[str, Source] = {}
-    for name, spec in proto.sources.items():
-        if isinstance(spec, str):
-            known = catalog()
-            if spec not in known:
-                raise ConfigError(f"Protocol {proto.name!r} source {name!r} refers to {spec!r}, which is not in "
-                                  f"any sources.yaml.{did_you_mean(spec, known)}")
-            spec = known[spec]
-        spec = dict(spec)
-        about = spec.pop("about", None)
-        if "type" not in spec:
-            raise ConfigError(f"Protocol {proto.name!r} source {name!r} has no `type` (one of {', '.join(SOURCES.names())}).")
-        built[name] = SOURCES.get(spec["type"])(name, spec, data_root)
-        built[name].about = about or {}
-    return built
+    spec = proto.sources[name]
+    if isinstance(spec, str):
+        known = catalog()
+        if spec not in known:
+            raise ConfigError(f"Protocol {proto.name!r} source {name!r} refers to {spec!r}, which is not in "
+                              f"any sources.yaml.{did_you_mean(spec, known)}")
+        spec = known[spec]
+    spec = dict(spec)
+    about = spec.pop("about", None)
+    if "type" not in spec:
+        raise ConfigError(f"Protocol {proto.name!r} source {name!r} has no `type` "
+                          f"(one of {', '.join(SOURCES.names())}).")
+    source = SOURCES.get(spec["type"])(name, spec, data_root)
+    source.about = about or {}
+    return source
 
 
 def missing_data_message(source: Source, err: DataError) -> str:
@@ -82,12 +94,20 @@ def missing_data_message(source: Source, err: DataError) -> str:
     return " ".join(parts)
 
 
+def natural_key(text: str) -> tuple:
+    """Sort key ordering digit runs by value: ``2.png`` before ``10.png`` (frame names are often unpadded)."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in parts)
+
+
 def _every_nth_frame(table: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Keep ``k`` frames per group, evenly spaced over the group's sorted frames (all when fewer)."""
+    """Keep ``k`` frames per group, evenly spaced over its frames in natural id order (all when fewer)."""
     keep = []
     for _, frames in table.groupby("group", sort=True):
         positions = np.unique(np.linspace(0, len(frames) - 1, num=min(k, len(frames))).round().astype(int))
-        keep.append(frames.sort_values("id").iloc[positions])
+        ids = frames["id"].tolist()
+        order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
+        keep.append(frames.iloc[[order[p] for p in positions]])
     return pd.concat(keep) if keep else table
 
 
@@ -134,7 +154,13 @@ def resolve_split(name: str, spec: Split | PairedTest, sources: dict[str, Source
         raise DataError(f"Split {name!r} selects no images; check its source, split and subsets in the protocol.")
     used = {s: sources[s] for s in table["source"].unique()}
     fingerprint = Source.fingerprint(table.assign(id=table["source"] + ":" + table["id"]))
-    return ResolvedSplit(name, table, used, fingerprint)
+    notes = list(dict.fromkeys(note for s in used.values() for note in getattr(s, "notes", [])))
+    ignored: dict[str, list[str]] = {}
+    for part in ([spec.real, spec.fake] if isinstance(spec, PairedTest) else [spec]):
+        for reason, paths in sources[part.source].ignored_files(part.split, part.subsets).items():
+            ignored.setdefault(reason, []).extend(f"{part.source}:{p}" for p in paths)
+    ignored = {reason: sorted(set(paths)) for reason, paths in sorted(ignored.items())}
+    return ResolvedSplit(name, table, used, fingerprint, notes, ignored)
 
 
 def resolve_all(proto: Protocol, sources: dict[str, Source], limit: int | None = None,

@@ -28,6 +28,9 @@ from bench.data.forgeries import GENERATORS, apply_domain, domain_scale, get_gen
 from bench.data.photos import DEFAULT_PHOTOS, PHOTO_NAMES, PhotoPool
 from bench.errors import ConfigError, did_you_mean
 
+#: Bump when the pixels a (spec, id) yields change (photos, crops, generators, domains): cached
+#: features of synthetic images key on it (see :meth:`Source.item_keys`).
+GENERATOR_VERSION = "1"
 SPLITS = ("train", "val", "test")
 LABEL_DIRS = {0: "0_real", 1: "1_fake"}
 _DEFAULT_N = {"train": 500, "val": 150, "test": 150}
@@ -63,6 +66,7 @@ class SyntheticSource(Source):
 
     type_name = "synthetic"
     has_files = False
+    version = GENERATOR_VERSION
     spec_keys: ClassVar[dict[str, Any]] = {
         "image_size": 64,
         "n_per_class": dict(_DEFAULT_N),

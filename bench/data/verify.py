@@ -2,24 +2,26 @@
 
 For every split of a protocol it counts images (and videos) per class, compares the sources'
 counts with the published ones (``about.expected`` in ``sources.yaml``), and, file by file, finds
-zero-byte, missing, truncated and undecodable images and byte-identical duplicates (sha256). It
-streams: one file is read at a time, and beyond the resolved tables only a digest -> first-row map
-is kept, so memory does not grow with file sizes.
+zero-byte, missing, truncated and undecodable images and byte-identical duplicates (sha256); it
+also counts the conversions decoding needed (by kind), files the sources left out, and the notes
+they made. It streams: one file is read at a time, and beyond the resolved tables only a digest ->
+first-row map is kept, so memory does not grow with file sizes. The report text and the final
+error sentence are made by :mod:`bench.data.verify_report`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from bench.data.base import Source, open_image
-from bench.data.manifest import inside
-from bench.data.splits import build_sources, resolve_split
+from bench.data.base import CONVERSIONS, PathEscapeError, Source, decode_file
+from bench.data.splits import build_source, resolve_split
 from bench.errors import DataError, ImageError
 from bench.protocol import PairedTest, Split, load_protocol
 
@@ -67,6 +69,12 @@ class VerifyReport:
     #: (split, video id, frames found, frames wanted).
     short_videos: list[tuple[str, str, int, int]] = field(default_factory=list)
     files_checked: int = 0
+    #: Conversion kind -> number of decoded files that needed it (``none`` excluded).
+    conversions: dict[str, int] = field(default_factory=dict)
+    #: split -> reason -> files the sources saw but did not read (``<source>:<path>``).
+    ignored: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: What the sources noted while reading (e.g. video ids qualified by subset).
+    notes: list[str] = field(default_factory=list)
 
 
 def _parts(spec: Split | PairedTest) -> list[Split]:
@@ -75,11 +83,7 @@ def _parts(spec: Split | PairedTest) -> list[Split]:
 
 def file_path(source: Source, item_id: str) -> Path | None:
     """The file behind ``item_id`` for file-backed sources (manifest, folder), else None."""
-    if hasattr(source, "image_root"):
-        return source.image_root() / item_id
-    if source.type_name == "folder":
-        return source.resolve(source.spec["root"]) / item_id
-    return None
+    return source.file_path(item_id)
 
 
 def sha256_file(path: Path) -> str:
@@ -89,16 +93,6 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _escapes(source: Source) -> str | None:
-    """A message when a source's own path/root spec leaves the data root, else None."""
-    for key in ("path", "root"):
-        value = source.spec.get(key)
-        if isinstance(value, str) and not inside(value):
-            return (f"Source {source.name!r} has {key} {value!r}, which leaves the data root; use a path "
-                    "relative to the data root without '..'.")
-    return None
 
 
 def _expected_counts(report: VerifyReport, sources: dict[str, Source], used: set[tuple[str, str]]) -> None:
@@ -121,13 +115,17 @@ def _expected_counts(report: VerifyReport, sources: dict[str, Source], used: set
             report.counts.append(CountCheck(source_name, split, str(name), unit, int(count), int(found.get(name, 0))))
 
 
-def _check_file(source: Source, item_id: str, check_images: bool, hash_files: bool) -> tuple[str | None, str | None]:
-    """(problem, sha256) of one file; problem is None when it is fine."""
-    path = file_path(source, item_id)
+def _check_file(source: Source, item_id: str, check_images: bool, hash_files: bool,
+                conversions: Counter) -> tuple[str | None, str | None]:
+    """(problem, sha256) of one file; problem is None when it is fine. Counts decoding's conversions."""
+    try:
+        path = source.file_path(item_id)
+    except DataError as err:
+        return str(err), None
     if path is None:  # in-memory or remote sources: decoding is the only check
         if check_images and source.has_files:
             try:
-                source.load(item_id)
+                conversions[source.load_with_info(item_id)[1]] += 1
             except ImageError as err:
                 return str(err), None
         return None, None
@@ -141,7 +139,9 @@ def _check_file(source: Source, item_id: str, check_images: bool, hash_files: bo
         return f"{path} cannot be read ({err.strerror})", None
     if check_images:
         try:
-            open_image(path).close()
+            image, kind = decode_file(path)
+            image.close()
+            conversions[kind] += 1
         except ImageError as err:
             return str(err), digest
     return None, digest
@@ -153,14 +153,19 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
 
     ``check_images`` decodes every file (otherwise only existence, size and hashes are checked);
     ``progress(done, total)`` is called after each file; ``hash_files=False`` skips the duplicate
-    search (with ``check_images=False`` too, only existence and size are checked: a cheap pre-run check). Configuration errors (unknown protocol,
-    bad source spec) raise; data problems are collected in the report.
+    search (with ``check_images=False`` too, only existence and size are checked). Configuration
+    errors (unknown protocol, bad source spec) raise; data problems, and source paths that leave the
+    data root, are collected in the report.
     """
     proto = load_protocol(protocol_name_or_path)
     root = Path(data_root) if data_root is not None else None
     report = VerifyReport(proto.name, str(root) if root else "")
-    sources = build_sources(proto, root)
-    escaping = {name: msg for name, source in sources.items() if (msg := _escapes(source))}
+    sources, escaping = {}, {}
+    for name in proto.sources:
+        try:
+            sources[name] = build_source(proto, name, root)
+        except PathEscapeError as err:
+            escaping[name] = str(err)
     report.errors += list(escaping.values())
     specs = {"train": proto.train, "val": proto.val, **{f"test/{n}": s for n, s in proto.test.items()}}
     tables, used = [], set()
@@ -187,6 +192,9 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
                 sizes = table.groupby("group").size()
                 report.short_videos += [(key, str(g), int(n), fpg) for g, n in sizes[sizes < fpg].items()]
         report.splits.append(counts)
+        if resolved.ignored:
+            report.ignored[key] = resolved.ignored
+        report.notes += [note for note in resolved.notes if note not in report.notes]
         tables.append(table[["source", "id", "label"]])
     _expected_counts(report, sources, used)
     if not tables:
@@ -195,8 +203,9 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
     files = pd.concat(tables).drop_duplicates(["source", "id"]).reset_index(drop=True)
     first: dict[bytes, int] = {}
     total = len(files)
+    conversions: Counter = Counter()
     for row, (source_name, item_id, label) in enumerate(files.itertuples(index=False)):
-        problem, digest = _check_file(sources[source_name], item_id, check_images, hash_files)
+        problem, digest = _check_file(sources[source_name], item_id, check_images, hash_files, conversions)
         if problem:
             report.bad_files.append((source_name, item_id, problem))
         if digest is not None:
@@ -210,53 +219,12 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
         report.files_checked += 1
         if progress is not None:
             progress(row + 1, total)
+    report.conversions = {kind: conversions[kind] for kind in CONVERSIONS[1:] if conversions[kind]}
     return report
 
 
-def problems(report: VerifyReport) -> list[str]:
-    """What makes the data unusable, one sentence each; empty when a run can go ahead.
+# The report's text and the final error sentence live beside it; importable from here as before.
+from bench.data.verify_report import failure_message, format_report, problems, problems_by_kind
 
-    Unusable: unresolvable splits (missing data, paths leaving the data root), unreadable files,
-    one-class val/test sets, and identical files labelled both real and fake. Count mismatches,
-    same-label duplicates and short videos are warnings only (see :func:`format_report`).
-    """
-    out = list(report.errors)
-    out += [f"{source}: {reason}" for source, _, reason in report.bad_files]
-    for split in report.splits:
-        if split.name != "train" and (split.n_real == 0 or split.n_fake == 0):
-            out.append(f"{split.name} has {split.n_real} real and {split.n_fake} fake images; it needs both.")
-    out += [f"{s}:{i} and {s2}:{i2} have identical bytes but different labels"
-            for s, i, s2, i2, same in report.duplicates if not same]
-    return out
-
-
-def format_report(report: VerifyReport, limit: int = 20) -> str:
-    """A plain-text report: counts per split, published counts, then each kind of problem (``limit`` lines each)."""
-    lines = [(f"Protocol {report.protocol}, data root {report.data_root or '(none)'}; "
-             f"{report.files_checked} file(s) checked.")]
-
-    def section(title: str, items: list[str]) -> None:
-        if items:
-            lines.append(f"{title} ({len(items)}):")
-            lines.extend(f"  {item}" for item in items[:limit])
-            if len(items) > limit:
-                lines.append(f"  ... and {len(items) - limit} more")
-
-    rows = []
-    for s in report.splits:
-        videos = f", videos {s.videos_real} real / {s.videos_fake} fake ({s.frames_per_group} frames each)" \
-            if s.frames_per_group else ""
-        rows.append(f"{s.name}: {s.n_real} real / {s.n_fake} fake images{videos}")
-    section("Splits", rows)
-    section("Published counts", [
-        f"{c.source} {c.split} {c.key}: {c.found} {c.unit} (published {c.expected})"
-        + ("" if c.found == c.expected else "  <-- differs") for c in report.counts])
-    section("Errors", report.errors)
-    section("Unreadable files", [reason for _, _, reason in report.bad_files])
-    section("Duplicate files", [
-        f"{s}:{i} = {s2}:{i2}" + ("" if same else " (labelled differently)") for s, i, s2, i2, same in report.duplicates])
-    section("Videos with fewer frames than frames_per_group", [
-        f"{split} {group}: {n} of {k}" for split, group, n, k in report.short_videos])
-    found = problems(report)
-    lines.append("Data is usable." if not found else f"{len(found)} problem(s) make the data unusable.")
-    return "\n".join(lines)
+__all__ = ["CountCheck", "SplitCounts", "VerifyReport", "failure_message", "format_report", "problems",
+           "problems_by_kind", "verify_protocol"]

@@ -55,6 +55,8 @@ class _Mapper:
     def __init__(self, root: Path):
         self.root = root
         self.drop: int | None = None
+        #: Videos whose first listed frame was found under the root.
+        self.found = 0
 
     def parts(self, raw: str) -> tuple[str, ...]:
         text = raw.replace("\\", "/")
@@ -68,6 +70,7 @@ class _Mapper:
         for k in order:
             if k < len(parts) and self.root.joinpath(*parts[k:]).is_file():
                 self.drop = k
+                self.found += 1
                 return k
         if self.root.name in parts:  # frame missing on disk: keep the path below the dataset folder
             return parts.index(self.root.name) + 1
@@ -108,6 +111,10 @@ def index_deepfakebench(root: Path, json: list[Path] | Path | str, compression: 
                                 rows[rel] = (label, split)
     if not rows:
         raise DataError(f"{', '.join(map(str, files))} list no frames at compression {compression!r}.")
+    if not mapper.found:
+        raise DataError(f"None of the frames listed in {', '.join(map(str, files))} exists under {root}; ROOT "
+                        "must be the dataset's directory inside DeepfakeBench's rgb folder (e.g. "
+                        "datasets/rgb/FaceForensics++).")
     for rel in sorted(rows):
         label, split = rows[rel]
         video_dir = PurePosixPath(rel).parent.as_posix()

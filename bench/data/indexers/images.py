@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from bench.data.indexers.common import Row, need_dir, subdirs, walk_images
+from bench.data.indexers.common import Row, images_in, need_dir, subdirs, walk_images
 from bench.errors import DataError
 
 LABEL_DIRS = {"0_real": 0, "1_fake": 1}
@@ -42,8 +42,12 @@ def index_forensynths(root: Path) -> Iterator[Row]:
     """
     splits = [s for s in ("train", "val", "test") if (root / s).is_dir()]
     if not splits:
+        def has_splits(p: Path) -> bool:
+            return any((p / s).is_dir() for s in ("train", "val", "test"))
+
+        hint = "".join(_looks_like(root / d, has_splits) for d in subdirs(root)[:50])
         raise DataError(f"{root} has no train, val or test folder; the ForenSynths layout is "
-                        "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png.")
+                        "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png." + hint)
     for split in splits:
         for subset in subdirs(root / split):
             for rel in walk_images(root / split / subset):
@@ -54,33 +58,79 @@ def index_forensynths(root: Path) -> Iterator[Row]:
                 yield Row(f"{split}/{subset}/{rel}", label, split, subset)
 
 
+def _looks_like(path: Path, test) -> str:
+    """A hint naming ``path`` when it passes ``test`` (it has the layout: ROOT was one level too high)."""
+    return f" {path} looks like the dataset folder: pass it as ROOT." if test(path) else ""
+
+
 def index_univfd_diffusion(root: Path) -> Iterator[Row]:
     """Index UnivFD's ``diffusion_datasets``: one folder per generator (fakes) plus ``laion``/``imagenet`` reals.
 
     Layout: ``ROOT/<generator>/1_fake/*.png``, ``ROOT/{laion,imagenet}/0_real/*``; a folder without
-    ``0_real``/``1_fake`` below it is real when it is a real pool, fake otherwise. Every image is in
-    ``test``; the subset is the top folder (``guided``, ``ldm_200``, ..., ``laion``, ``imagenet``).
+    ``0_real``/``1_fake`` must hold its images directly (``ROOT/dalle/*.png``): it is real when it is
+    a real pool, fake otherwise. A folder with neither, or an image outside the label folders of a
+    folder that has them, is refused (ROOT is then not the ``diffusion_datasets`` folder). Every
+    image is in ``test``; the subset is the top folder (``guided``, ``ldm_200``, ..., ``laion``).
     """
     folders = subdirs(need_dir(root, "diffusion folder", "UnivFD diffusion_datasets/<generator>/1_fake"))
     if not folders:
         raise DataError(f"{root} holds no generator folder; expected guided, ldm_200, ..., laion, imagenet.")
+    layout = "ROOT/<generator>/1_fake/*.png and ROOT/{laion,imagenet}/0_real/*"
+    labelled = {f: [d for d in subdirs(root / f) if d in LABEL_DIRS] for f in folders}
+    bad = [f for f in folders if not labelled[f] and not images_in(root / f)]
+    if bad:
+        def generators(p: Path) -> bool:
+            return any(set(subdirs(p / d)) & set(LABEL_DIRS) for d in subdirs(p))
+
+        hint = "".join(_looks_like(root / f, generators) for f in bad)
+        raise DataError(f"{root / bad[0]} holds neither 0_real/1_fake folders nor images, so {root} is not "
+                        f"UnivFD's diffusion_datasets folder (expected {layout}).{hint}")
     for subset in folders:
         default = 0 if subset.lower() in REAL_POOLS else 1
         for rel in walk_images(root / subset):
             label = _label_from_dirs(rel)
+            if label is None and labelled[subset]:
+                raise DataError(f"{root / subset / rel} is outside the 0_real/1_fake folders of "
+                                f"{root / subset}; move or remove it, so that no image is labelled by guess.")
             yield Row(f"{subset}/{rel}", default if label is None else label, "test", subset)
 
 
+def _has_splits(path: Path) -> bool:
+    return bool({"train", "val"} & set(subdirs(path)))
+
+
 def _genimage_dirs(root: Path) -> Iterator[tuple[str, str]]:
-    """(subset, folder with train/val) for every generator folder, one or two levels deep."""
+    """(subset, folder with train/val) for every generator folder, one or two levels deep.
+
+    Every top folder must be a generator folder (``<gen>/{train,val}``, or ``<gen>/imagenet_*/{train,val}``
+    for the download's inner folder names): anything else means ROOT is not the GenImage folder.
+    """
+    layout = "<generator>/[imagenet_*/]{train,val}/{ai,nature}/*"
     for top in subdirs(root):
-        if {"train", "val"} & set(subdirs(root / top)):
+        if _has_splits(root / top):
             yield GENIMAGE_NAMES.get(top.lower(), top.lower()), top
             continue
-        for inner in subdirs(root / top):
-            if {"train", "val"} & set(subdirs(root / top / inner)):
-                name = GENIMAGE_NAMES.get(top.lower()) or GENIMAGE_NAMES.get(inner.lower(), top.lower())
-                yield name, f"{top}/{inner}"
+        inner = [d for d in subdirs(root / top)
+                 if _has_splits(root / top / d) and d.lower().startswith("imagenet")]
+        if not inner:
+            hint = _looks_like(root / top, lambda p: any(
+                _has_splits(p / d) or any(_has_splits(p / d / e) for e in subdirs(p / d))
+                for d in subdirs(p)))
+            raise DataError(f"{root / top} is not a GenImage generator folder ({layout}), so {root} is not "
+                            f"the GenImage folder; remove the stray folder or pass the right ROOT.{hint}")
+        for name in inner:
+            subset = GENIMAGE_NAMES.get(top.lower()) or GENIMAGE_NAMES.get(name.lower(), top.lower())
+            yield subset, f"{top}/{name}"
+
+
+def _check_labels(root: Path, folder: str) -> None:
+    """Refuse a generator folder whose train/val folders hold no ai/nature folder."""
+    for split in ("train", "val"):
+        found = subdirs(root / folder / split)
+        if (root / folder / split).is_dir() and not set(found) & set(GENIMAGE_LABELS):
+            raise DataError(f"{root / folder / split} holds {', '.join(found) or 'nothing'} instead of ai "
+                            "and nature folders; GenImage's layout is "
+                            "<generator>/[imagenet_*/]{train,val}/{ai,nature}/*.")
 
 
 def index_genimage(root: Path) -> Iterator[Row]:
@@ -88,7 +138,7 @@ def index_genimage(root: Path) -> Iterator[Row]:
 
     Subsets are canonical generator names (``midjourney``, ``sd_v1_4``, ``sd_v1_5``, ``adm``,
     ``glide``, ``wukong``, ``vqdm``, ``biggan``) whatever the download's folder names; splits are
-    ``train`` and ``val`` (GenImage's val is its test set).
+    ``train`` and ``val`` (GenImage's val is its test set). A folder of another layout is refused.
     """
     found = list(_genimage_dirs(need_dir(root, "GenImage generator", "GenImage <generator>/{train,val}/{ai,nature}")))
     if not found:
@@ -98,6 +148,7 @@ def index_genimage(root: Path) -> Iterator[Row]:
     if len(set(names)) != len(names):
         raise DataError(f"{root} holds two folders for one generator ({', '.join(sorted(names))}); keep one.")
     for subset, folder in found:
+        _check_labels(root, folder)
         for split in ("train", "val"):
             for label_dir, label in GENIMAGE_LABELS.items():
                 base = f"{folder}/{split}/{label_dir}"
