@@ -157,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     cache_sub.add_parser("info", help="entries per namespace, sizes, total and location")
     cache_sub.add_parser("clear", help="delete every entry, or those no run used for --older-than DAYS").add_argument(
         "--older-than", type=float, metavar="DAYS", help="keep entries used within the last DAYS days")
+    from bench.cli_extra import add_commands
+
+    add_commands(sub, board_sub, command)
     return parser
 
 

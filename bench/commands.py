@@ -165,11 +165,11 @@ def _print_counts(proto, data_root: str | None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     """Validate protocol files; exit non-zero on the first invalid one."""
-    from bench.protocol import load_protocol, protocol_files
+    from bench.protocol import protocol_files, validate_file
 
     targets = [Path(f) for f in args.files] or [protocol_files()[n] for n in sorted(protocol_files())]
     for path in targets:
-        proto = load_protocol(path)
+        proto = validate_file(path)
         print(f"ok  {path.name}: {proto.name} v{proto.version}, {len(proto.test)} test sets, primary {proto.primary}")
 
 
@@ -304,9 +304,30 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     if args.board_command == "submit":
         path = leaderboard.submit(Path(args.run_dir), Path(args.leaderboard_dir))
         print(f"submitted {path}")
+    elif args.board_command == "export":
+        print(f"wrote {leaderboard.export(Path(args.leaderboard_dir), Path(args.out))}")
+    elif getattr(args, "html", None):
+        _board_build_html(args)
     else:
         for path in leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None):
             print(f"wrote {path}")
+
+
+def _board_build_html(args: argparse.Namespace) -> None:
+    """``bench leaderboard build --html DIR``: the pages, figures and the static site."""
+    from bench import leaderboard
+
+    written = leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None,
+                                html=Path(args.html))
+    print(f"wrote {len(written)} files; open {Path(args.html) / 'index.html'}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    """Write report.md and its pictures for one run."""
+    from bench.leaderboard import report
+
+    written = report(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(f"wrote {written[0]} and {len(written) - 1} pictures")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:

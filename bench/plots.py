@@ -6,49 +6,85 @@ pyplot's global backend (importing this module has no side effects and works wit
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+#: Built-in detectors keep these colours in every figure (matplotlib's tab10 cycle).
+_FIXED = {"clip_linear": "C0", "univfd": "C1", "sam": "C2", "corit": "C3"}
+_PALETTE = [f"C{i}" for i in range(4, 10)] + ["#8c564b", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
 
-def _figure(ncols: int, width: float = 5.0, height: float = 3.8):
+
+def detector_colours(names) -> dict[str, str]:
+    """One colour per detector name, the same in every figure that shows it.
+
+    Built-ins have fixed colours; other names take a palette slot chosen by a stable hash of the name
+    (the next free slot if two names in one figure collide), so a detector keeps its colour across figures.
+    """
+    colours: dict[str, str] = {}
+    for name in sorted(dict.fromkeys(names), key=lambda n: (n not in _FIXED, n)):
+        if name in _FIXED:
+            colours[name] = _FIXED[name]
+            continue
+        slot = zlib.crc32(name.encode()) % len(_PALETTE)
+        while _PALETTE[slot] in colours.values() and len(colours) < len(_PALETTE) + len(_FIXED):
+            slot = (slot + 1) % len(_PALETTE)
+        colours[name] = _PALETTE[slot]
+    return colours
+
+
+def new_figure(ncols: int, width: float = 5.0, height: float = 3.8, nrows: int = 1):
+    """A matplotlib figure on its own Agg canvas (no pyplot state) and its axes, row-major in a flat array."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel()
 
 
 def plot_gsnr(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Plot ``gsnr_mean`` and ``gsnr_ratio`` against depth (log y), one line per detector/run; save a PNG.
 
     ``table`` has the columns of :data:`bench.diagnose.COLUMNS`. Depth ticks are labelled with the
-    layer name when every line agrees on it.
+    layer name when every line agrees on it. A detector has the same colour in every figure
+    (:func:`detector_colours`); fresh detectors are dashed, trained runs solid, and the title says
+    which of the two the figure shows.
     """
-    fig, axes = _figure(2)
+    fig, axes = new_figure(2)
     names: dict[int, set[str]] = {}
     for depth, layer in zip(table["depth"], table["layer"]):
         names.setdefault(int(depth), set()).add(str(layer))
     ticks = sorted(names)
     labels = [next(iter(names[d])) if len(names[d]) == 1 else str(d) for d in ticks]
+    colours = detector_colours(table["detector"].astype(str))
     for ax, column, ylabel in zip(axes, ("gsnr_mean", "gsnr_ratio"),
                                   ("mean of m² / v over parameters", "‖m‖² / Σ v per layer")):
         for (detector, run), part in table.groupby(["detector", "run"], sort=False):
             part = part.sort_values("depth")
-            label = detector if run == "fresh" else f"{detector} · {run}"
-            ax.plot(part["depth"], part[column], marker="o", label=label)
+            fresh = run == "fresh"
+            label = f"{detector} (fresh)" if fresh else f"{detector} · {run}"
+            ax.plot(part["depth"], part[column], marker="o", label=label, color=colours[str(detector)],
+                    linestyle="--" if fresh else "-")
         ax.set_yscale("log")
         ax.set_xticks(ticks, labels, rotation=45, ha="right", fontsize=8)
         ax.set_xlabel("layer (forward order)")
         ax.set_ylabel(f"{column}: {ylabel}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=120)
+    fig.suptitle(gsnr_title(table, title))
+    fig.savefig(path, dpi=120, metadata={"Software": None})
     return Path(path)
+
+
+def gsnr_title(table: pd.DataFrame, title: str = "") -> str:
+    """``title`` followed by whether the figure shows fresh (untrained) detectors, trained runs, or both."""
+    fresh = set(table["run"].astype(str) == "fresh")
+    state = ("fresh (untrained) detectors" if fresh == {True} else "trained detectors" if fresh == {False}
+             else "fresh (dashed) and trained (solid) detectors")
+    return f"{title} · {state}" if title else state
 
 
 def plot_sweep(table: pd.DataFrame, path: str | Path, primary: str, cor: dict[str, dict[str, Any]] | None = None,
@@ -59,13 +95,14 @@ def plot_sweep(table: pd.DataFrame, path: str | Path, primary: str, cor: dict[st
     in the legend). The x axis is symmetric-log, linear below the smallest positive ρ, so ρ = 0 sits
     at 0 instead of being dropped. A detector's COR (``cor[detector]["cor"]``) is a dotted line.
     """
-    fig, axes = _figure(2)
+    fig, axes = new_figure(2)
     positive = table.loc[table["rho"] > 0, "rho"]
     linthresh = float(positive.min()) if len(positive) else 1.0
+    colours = detector_colours(table["detector"].astype(str))
     for ax, column, ylabel in zip(axes, ("val_auc", "primary"), ("source-val AUC", primary)):
-        for i, (detector, part) in enumerate(table.groupby("detector", sort=False)):
+        for detector, part in table.groupby("detector", sort=False):
             part = part.sort_values("rho")
-            color = f"C{i}"
+            color = colours[str(detector)]
             ax.plot(part["rho"], part[column], marker="o", color=color, label=detector)
             value = (cor or {}).get(detector, {}).get("cor")
             if value is not None:
@@ -79,7 +116,6 @@ def plot_sweep(table: pd.DataFrame, path: str | Path, primary: str, cor: dict[st
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8, title="dotted: COR", title_fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=120)
+    fig.suptitle(f"{title} · trained detectors" if title else "trained detectors")
+    fig.savefig(path, dpi=120, metadata={"Software": None})
     return Path(path)

@@ -20,6 +20,14 @@ from bench.errors import ConfigError, did_you_mean
 from bench.metrics import METRIC_NAMES
 
 
+class _Located(ValueError):
+    """A schema error that knows the key path it belongs to, so the message can give that key's line."""
+
+    def __init__(self, path: tuple, message: str):
+        super().__init__(message)
+        self.path = path
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -97,32 +105,36 @@ class Protocol(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Protocol:
-        splits = [("train", self.train), ("val", self.val)]
-        for test_name, test in self.test.items():
-            parts = [test.real, test.fake] if isinstance(test, PairedTest) else [test]
-            splits += [(f"test.{test_name}", p) for p in parts]
-        for where, split in splits:
+        for where, split in self.splits():
             if split.source not in self.sources:
-                raise ValueError(
-                    f"{where} uses source {split.source!r}, which is not under `sources`"
-                    f"{did_you_mean(split.source, self.sources)}"
-                )
+                raise _Located((*where, "source"), f"{'.'.join(where)} uses source {split.source!r}, which is not "
+                               f"under `sources`.{did_you_mean(split.source, self.sources)}")
         for test_name in self.test:
             if test_name in ("train", "val") or "/" in test_name:
-                raise ValueError(f"test set name {test_name!r} is reserved or contains '/'; rename it")
+                raise _Located(("test", test_name), f"test set name {test_name!r} is reserved or contains '/'; "
+                               "rename it")
         for group, members in self.groups.items():
             if group in self.test:
-                raise ValueError(f"group {group!r} has the same name as a test set; rename one")
-            for member in members:
+                raise _Located(("groups", group), f"group {group!r} has the same name as a test set; rename one")
+            for i, member in enumerate(members):
                 if member not in self.test:
-                    raise ValueError(f"group {group!r} lists {member!r}, which is not a test set"
-                                     f"{did_you_mean(member, self.test)}")
+                    raise _Located(("groups", group, i), f"group {group!r} lists {member!r}, which is not a test "
+                                   f"set.{did_you_mean(member, self.test)}")
         metric, _, target = self.primary.partition("@")
         if metric not in self.metrics:
-            raise ValueError(f"primary {self.primary!r} uses metric {metric!r}, which is not in `metrics`")
+            raise _Located(("primary",), f"primary {self.primary!r} uses metric {metric!r}, which is not in `metrics`")
         if target not in self.groups and target not in self.test:
-            raise ValueError(f"primary {self.primary!r} names {target!r}, which is neither a group nor a test set")
+            raise _Located(("primary",), f"primary {self.primary!r} names {target!r}, which is neither a group nor "
+                           "a test set")
         return self
+
+    def splits(self) -> list[tuple[tuple[str, ...], Split]]:
+        """Every split with its key path: train, val, and each test set's (or its real and fake parts)."""
+        out: list[tuple[tuple[str, ...], Split]] = [(("train",), self.train), (("val",), self.val)]
+        for name, test in self.test.items():
+            parts = [("real", test.real), ("fake", test.fake)] if isinstance(test, PairedTest) else [(None, test)]
+            out += [(("test", name, part) if part else ("test", name), split) for part, split in parts]
+        return out
 
     def sha256(self) -> str:
         """Canonical hash: sha256 of the schema-normalised protocol as sorted JSON."""
@@ -175,15 +187,66 @@ def parse_protocol(text: str, where: str) -> Protocol:
         return Protocol.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
+        located = (first.get("ctx") or {}).get("error")
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p[0].isupper()))
-        lines = _line_index(text)
-        line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        loc = located.path if isinstance(located, _Located) else loc
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling against `bench validate --help`"
-        at = f" line {line}" if line else ""
-        raise ConfigError(f"{where}{at}, key {key!r}: {msg}.") from None
+        raise located_error(text, where, loc, msg) from None
+
+
+def located_error(text: str, where: str, loc: tuple, msg: str) -> ConfigError:
+    """``<file> line N, key 'a.b': <msg>.``, the line being that of the deepest key of ``loc`` found."""
+    lines = _line_index(text)
+    line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    msg = msg.rstrip(".")
+    return ConfigError(f"{where}{f' line {line}' if line else ''}, key {key!r}: {msg}{'' if msg.endswith('?') else '.'}")
+
+
+def check_sources(proto: Protocol, text: str, where: str) -> None:
+    """Check what can be checked without data: catalog names, source types and synthetic subsets.
+
+    ``bench validate`` calls it, so a misspelled generator or domain fails there, at its line,
+    instead of at ``bench run``.
+    """
+    from bench.registry import SOURCES
+
+    specs = {}
+    for name, spec in proto.sources.items():
+        if isinstance(spec, str):
+            from bench.data.splits import catalog
+
+            known = catalog()
+            if spec not in known:
+                raise located_error(text, where, ("sources", name), f"source {name!r} refers to {spec!r}, which is "
+                                    f"not in any sources.yaml.{did_you_mean(spec, known)}")
+            spec = known[spec]
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in SOURCES.names():
+            raise located_error(text, where, ("sources", name), f"source {name!r} has type {kind!r}; use one of "
+                                f"{', '.join(SOURCES.names())}.{did_you_mean(str(kind), SOURCES.names())}")
+        specs[name] = spec
+    for path, split in proto.splits():
+        if specs[split.source].get("type") != "synthetic":
+            continue
+        from bench.data.synthetic import parse_subset
+
+        for i, subset in enumerate(split.subsets or []):
+            try:
+                parse_subset(subset)
+            except ConfigError as err:
+                raise located_error(text, where, (*path, "subsets", i), str(err)) from None
+
+
+def validate_file(path: str | Path) -> Protocol:
+    """:func:`load_protocol` plus :func:`check_sources`: what ``bench validate`` runs on each file."""
+    proto = load_protocol(path)
+    files = protocol_files()
+    file = Path(path) if str(path).endswith((".yaml", ".yml")) else files[str(path)]
+    check_sources(proto, file.read_text(), str(file))
+    return proto
 
 
 def protocol_files() -> dict[str, Path]:

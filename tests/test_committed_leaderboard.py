@@ -34,3 +34,13 @@ def test_committed_results_match_the_shipped_protocol_version():
         proto = load_protocol(result["protocol"]["name"])
         if proto.version == result["protocol"]["version"]:
             assert result["protocol"]["sha256"] == proto.sha256(), f"{path}: protocol changed without a version bump"
+
+
+def test_committed_pages_never_show_nan_and_link_existing_figures():
+    import re
+
+    for page in sorted(BOARD.glob("*.md")):
+        text = page.read_text()
+        assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE), page
+        for link in re.findall(r"\]\((figures/[^)]+\.png)\)", text):
+            assert (BOARD / link).is_file(), (page, link)

@@ -73,3 +73,37 @@ def test_name_must_match_file(tmp_path):
 def test_unknown_protocol_suggests():
     with pytest.raises(ConfigError, match="Did you mean 'synthetic_universal'"):
         load_protocol("synthetic_universl")
+
+
+def test_bad_group_member_is_reported_at_its_own_line():
+    text = tiny(**{"unseen: [blend_ellipse, peaks_p4]": "unseen:\n    - blend_ellipse\n    - peaks_p5"})
+    line = text.splitlines().index("    - peaks_p5") + 1
+    with pytest.raises(ConfigError, match=rf"p.yaml line {line}, key 'groups.unseen.1': .*'peaks_p5'.*"
+                                          r"Did you mean 'peaks_p4'\?$"):
+        parse_protocol(text, "p.yaml")
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("subsets: [peaks_p4]", "subsets: [peaks_p5]", r"line 12, key 'test.peaks_p4.subsets.0': .*peaks_p5"),
+    ("subsets: [blend_ellipse]}", "subsets: [blend_ellipse@jpg75]}", r"line 11, key 'test.blend_ellipse.subsets.0'"),
+    ("{type: synthetic,", "{type: synthetc,", r"line 5, key 'sources.synth': .*'synthetc'.*Did you mean 'synthetic'"),
+])
+def test_validate_checks_what_it_can_without_data(tmp_path, old, new, match):
+    from bench.protocol import validate_file
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny(**{old: new}))
+    parse_protocol(path.read_text(), "still schema-valid")
+    with pytest.raises(ConfigError, match=match):
+        validate_file(path)
+
+
+def test_validate_checks_catalog_names(tmp_path):
+    from bench.protocol import validate_file
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny(**{"  synth: {type: synthetic, image_size: 32, n_per_class: {train: 12, val: 8, test: 8}, "
+                            "seed: 0}": "  synth: forensynth"}))
+    with pytest.raises(ConfigError, match=r"key 'sources.synth': .*'forensynth'.*Did you mean 'forensynths'"):
+        validate_file(path)
+    assert validate_file("synthetic_universal").name == "synthetic_universal"

@@ -1,0 +1,169 @@
+"""Pages built from stored predictions: intervals on every cell, tie marks, unranked runs, provenance."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from board import TINY, board, commit, make_result, predictions
+
+from bench.leaderboard import build, check_fresh, render
+
+
+def table(lb: Path) -> dict:
+    return json.loads(render(lb)[lb / "index.json"])["protocols"][0]
+
+
+@pytest.fixture(scope="module")
+def lb(tmp_path_factory):
+    """best and twin separate the classes equally (with other noise); weak is far below."""
+    return board(tmp_path_factory.mktemp("board") / "leaderboard", {"best": 1.5, "twin": 1.5, "weak": 0.2})
+
+
+@pytest.fixture(scope="module")
+def built(lb):
+    """The rendered files of ``lb``, computed once for the module (the bootstrap takes a second)."""
+    return render(lb)
+
+
+def test_every_cell_has_an_interval_around_its_mean(lb, built):
+    t = json.loads(built[lb / "index.json"])["protocols"][0]
+    cells = [c for e in t["entries"] for section in ("metrics", "groups") for target in e[section].values()
+             for c in target.values()]
+    assert len(cells) == 3 * (3 + 2) * 6  # rows x (tests + groups) x (auc, ap, eer, acc, real_acc, fake_acc)
+    for c in cells:
+        assert c["lo"] <= c["mean"] + 0.02 and c["mean"] - 0.02 <= c["hi"] and c["lo"] < c["hi"], c
+    page = built[lb / "tiny.md"]
+    assert re.search(r"\| 1 +\| best +\| 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]", page)
+    assert "†" not in page and not re.search(r"\bnan\b", page, re.IGNORECASE)
+    assert "two-level bootstrap (1000 resamples" in page and "one-sided, α = 0.05" in page
+
+
+def test_ties_are_marked_against_the_top_row(lb, built):
+    t = json.loads(built[lb / "index.json"])["protocols"][0]
+    rows = {e["detector"]: e for e in t["entries"]}
+    assert rows["best"]["rank"] == 1 and rows["best"]["tied_for_first"] is True
+    assert rows["twin"]["tied_for_first"] is True and rows["twin"]["p_vs_top"] >= 0.05
+    assert rows["weak"]["tied_for_first"] is False and rows["weak"]["p_vs_top"] < 0.05
+    assert "| =1 " in built[lb / "tiny.md"]
+
+
+def test_numbers_are_deterministic(lb, built):
+    assert render(lb) == built
+
+
+def test_runs_not_made_under_the_protocol_are_listed_apart(tmp_path):
+    lb = board(tmp_path / "lb", {"a": 1.0}, seeds=(0,))
+    frame = predictions(3.0, 0)
+    commit(lb, make_result("b", 0, frame=frame, runner={"eval_only": True, "checkpoint": "/home/x/fc_weights.pth"}),
+           frame)
+    schema2 = make_result("c", 0, frame=predictions(2.0, 1), schema_version=2,
+                          origin={"kind": "protocol", "rankable": False,
+                                  "reasons": ["3 images skipped with --skip-bad-images"]})
+    commit(lb, schema2)
+    t = table(lb)
+    assert [e["detector"] for e in t["entries"]] == ["a"]
+    unranked = {e["detector"]: e for e in t["unranked"]}
+    assert unranked["b"]["origin"]["reasons"] == ["eval-only: weights from fc_weights.pth"]
+    assert unranked["c"]["origin"]["reasons"] == ["3 images skipped with --skip-bad-images"]
+    page = render(lb)[lb / "tiny.md"]
+    assert "### Not ranked" in page and "eval-only: weights from fc_weights.pth" in page and "/home/x" not in page
+
+
+def test_rows_without_predictions_are_footnoted_and_not_tied(tmp_path):
+    lb = board(tmp_path / "lb", {"a": 1.0, "b": 0.9}, seeds=(0, 1))
+    commit(lb, make_result("old", 0, 0.5))
+    rows = {e["detector"]: e for e in table(lb)["entries"]}
+    assert rows["old"]["intervals"] == "none" and rows["old"]["tied_for_first"] is None
+    assert rows["b"]["intervals"] == "bootstrap"
+    assert "old †" in render(lb)[lb / "tiny.md"]
+
+
+def test_provenance_says_who_provides_it_how_it_was_set_and_how_to_rerun(tmp_path):
+    lb = tmp_path / "lb"
+    frame = predictions(1.0, 0)
+    result = make_result("tiny_cnn", 0, frame=frame, command="bench run --protocol tiny --detector tiny_cnn "
+                         "--seeds 0 -o lr=0.0003 --override epochs=2 --plugin my_detectors --data-root /mnt/data")
+    result["detector"]["distribution"] = "my-detectors 0.2.0"
+    commit(lb, result, frame)
+    schema2 = make_result("sam", 0, frame=frame, schema_version=2)
+    schema2["detector"]["overrides"] = {"rho": 0.1, "adaptive": True}
+    commit(lb, schema2, frame)
+    rows = {e["detector"]: e for e in table(lb)["entries"]}
+    assert rows["tiny_cnn"]["overrides_text"] == "lr = 0.0003, epochs = 2"
+    assert rows["sam"]["overrides_text"] == "rho = 0.1, adaptive = true"
+    assert rows["tiny_cnn"]["command"] == ("pip install 'my-detectors==0.2.0' && bench run --protocol tiny "
+                                           "--detector tiny_cnn -o lr=0.0003 --override epochs=2 --plugin "
+                                           "my_detectors --seeds 0")
+    assert "my-detectors 0.2.0" in render(lb)[lb / "tiny.md"]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_build_draws_the_pictures_the_page_links(tmp_path):
+    definition = TINY.model_dump(mode="json")
+    lb = tmp_path / "lb"
+    for seed in (0, 1):
+        frame = predictions(1.0 + seed, seed)
+        result = make_result("a", seed, frame=frame)
+        result["protocol"]["definition"] = definition
+        commit(lb, result, frame)
+    written = build(lb)
+    pictures = [p for p in written if p.suffix == ".png"]
+    assert [p.name for p in pictures] == ["heatmap.png", "roc.png"]
+    page = (lb / "tiny.md").read_text()
+    for p in pictures:
+        assert f"(figures/tiny/v1/{p.name})" in page and min(_png_size(p)) > 100
+    assert check_fresh(lb) == []
+    bad = json.loads(json.dumps(definition))
+    bad["version"] = 9
+    result = make_result("b", 0, frame=predictions(1.0, 0))
+    result["protocol"]["definition"] = bad
+    commit(lb, result)
+    with pytest.raises(Exception, match="stores a protocol definition whose hash"):
+        render(lb)
+
+
+def test_a_non_finite_stored_metric_is_refused(tmp_path):
+    result = make_result("a", 0)
+    result["metrics"]["peaks_p4"]["ap"] = float("nan")
+    path = commit(tmp_path / "lb", result)
+    with pytest.raises(Exception, match="non-finite ap for peaks_p4") as info:
+        render(tmp_path / "lb")
+    assert str(path) in str(info.value)
+
+
+def test_robustness_pictures_from_degraded_test_sets_and_variant_protocols(tmp_path):
+    from bench.leaderboard.robustness import within_protocol
+    from bench.protocol import Protocol, load_protocol
+
+    panels = within_protocol(load_protocol("synthetic_cross_domain").model_dump(mode="json"))
+    assert [(p["kind"], [lvl for lvl, _ in p["points"]]) for p in panels] == [
+        ("jpeg", [75.0, 50.0]), ("resize", [0.5]), ("blur", [1.0])]
+    assert panels[0]["clean"] == "blend_ellipse" and panels[0]["combined"] == ["blend_ellipse_resize_half_jpeg60"]
+
+    clean = TINY.model_dump(mode="json")
+    variant = json.loads(json.dumps(clean))
+    variant["name"] = "tiny_jpeg75"
+    for spec in variant["test"].values():
+        spec["perturb"] = {"jpeg": 75, "blur": None, "downscale": None}
+    lb = tmp_path / "lb"
+    for definition in (clean, variant):
+        sha = Protocol.model_validate(definition).sha256()
+        for detector, separation in (("a", 1.5), ("b", 0.5)):
+            frame = predictions(separation, 0)
+            result = make_result(detector, 0, frame=frame)
+            result["protocol"].update(name=definition["name"], sha256=sha, definition=definition)
+            commit(lb, result, frame)
+    build(lb)
+    page = (lb / "tiny.md").read_text()
+    assert "![robustness](figures/tiny/v1/robustness.png)" in page and "JPEG quality" in page
+    assert (lb / "figures/tiny/v1/robustness.png").is_file()
+    assert "robustness" not in (lb / "tiny_jpeg75.md").read_text()  # drawn on the clean protocol's page
