@@ -191,3 +191,12 @@ def test_cli_trains_end_to_end_and_evaluates_a_released_file(tmp_path):
     for kind, rule in (("train", "best:auc"), ("eval", "eval_only")):
         result = json.loads(next((out / kind).rglob("results.json")).read_text())
         assert result["selection"]["rule"] == rule and result["detector"]["name"] == "effort"
+
+
+@pytest.mark.parametrize("protocol", ["synthetic_universal", "synthetic_cross_domain"])
+def test_embedded_protocol_block_resolves(protocol):
+    from bench.protocol import load_protocol
+
+    spec = resolve_detector("effort", None, load_protocol(protocol).detector_defaults)
+    assert spec.config.backbone == "timm:tf_efficientnet_lite0@imagenet-offline" and spec.config.epochs == 3
+    assert spec.config.select is None  # the protocol's own selection rule applies
