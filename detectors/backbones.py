@@ -248,6 +248,25 @@ class Backbone(nn.Module):
         return torch.cat(head + [state.tokens], 1)
 
 
+    # -- appended for Effort (issue 9) --------------------------------------------------------------
+    def attention_projections(self, layer: int) -> list[tuple[nn.Module, str, int]]:
+        """The attention projection weights of ViT block ``layer``: ``(module, parameter name, chunks)``.
+
+        ``chunks`` is 3 for a fused query/key/value weight (rows stacked q, k, v) and 1 for the output
+        projection: open_clip ``(attn, "in_proj_weight", 3)``, ``(attn.out_proj, "weight", 1)``; timm
+        ``(attn.qkv, "weight", 3)``, ``(attn.proj, "weight", 1)``. Effort re-parameterises these.
+        """
+        attn = self.block_part(layer, "attn")
+        if isinstance(attn, nn.MultiheadAttention) and attn.in_proj_weight is not None:
+            return [(attn, "in_proj_weight", 3), (attn.out_proj, "weight", 1)]
+        qkv, proj = getattr(attn, "qkv", None), getattr(attn, "proj", None)
+        if isinstance(qkv, nn.Linear) and isinstance(proj, nn.Linear):
+            return [(qkv, "weight", 3), (proj, "weight", 1)]
+        raise ConfigError(f"Block {layer} of backbone {self.spec!r} has an attention module "
+                          f"({type(attn).__name__}) without a fused qkv and an output projection; use an "
+                          f"open_clip or timm ViT.")
+
+
 _PARTS_OPEN_CLIP = {"attn_norm": "ln_1", "attn": "attn", "mlp_norm": "ln_2", "mlp": "mlp"}
 _PARTS_TIMM = {"attn_norm": "norm1", "attn": "attn", "mlp_norm": "norm2", "mlp": "mlp"}
 
