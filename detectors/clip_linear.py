@@ -28,6 +28,7 @@ class ClipLinear(Detector):
     """Linear probe on a frozen backbone's final image embedding."""
 
     version = "1"
+    tensor_input = True
 
     @dataclass
     class Config:

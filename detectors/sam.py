@@ -41,6 +41,7 @@ class SAMBaseline(Detector):
 
     version = "1"
     paper = "2603.24057"
+    tensor_input = True
 
     @dataclass
     class Config:

@@ -7,6 +7,7 @@ was left behind.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -308,3 +309,57 @@ def test_interrupt_leaves_an_incomplete_run_and_one_line(capsys, tiny_protocol, 
 
     with pytest.raises(BenchError, match="unfinished run"):
         read_results(run_dir)  # never mistaken for a finished run by readers (eval-only, diagnose, sweep)
+
+
+# -- data that is converted, refused or skipped, through the CLI -------------------------------------
+def _run_folder(tmp_path, proto, root, *extra):
+    main(["run", "--protocol", str(proto), "--detector", "clip_linear", "--data-root", str(root),
+          "--out", str(tmp_path / "runs"), *TINY, "--batch-size", "4", *extra])
+    (results,) = list((tmp_path / "runs").glob("*/*/*/results.json"))
+    return json.loads(results.read_text())
+
+
+def test_a_decompression_bomb_is_an_unreadable_image_that_can_be_skipped(capsys, tmp_path):
+    from test_decode import png
+
+    proto, root = _folder_protocol(tmp_path)
+    (root / "ds" / "test" / "1_fake" / "bomb.png").write_bytes(png(14000, 14000, 8, 2, rows=b"\x00"))
+    fails(capsys, ["run", "--protocol", str(proto), "--detector", "clip_linear", "--data-root", str(root),
+                   "--out", str(tmp_path / "runs"), *TINY], r"bomb\.png is .*above the limit")
+    result = _run_folder(tmp_path, proto, root, "--skip-bad-images")
+    assert result["skipped_images"]["count"] == 1 and result["data"]["t"]["skipped"] == 1
+    assert result["origin"]["rankable"] is False and "skipped" in result["origin"]["reasons"][0]
+
+
+def test_animated_and_16bit_images_are_converted_and_recorded(tmp_path):
+    from images import make_image
+    from PIL import Image
+
+    proto, root = _folder_protocol(tmp_path)
+    frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(root / "ds" / "test" / "1_fake" / "anim.gif", save_all=True, append_images=frames[1:])
+    make_image("I;16", (40, 40), seed=3).save(root / "ds" / "test" / "0_real" / "deep.png")
+    (root / "ds" / "test" / "0_real" / "readme.txt").write_text("not an image\n")
+    result = _run_folder(tmp_path, proto, root)
+    assert result["data"]["t"]["conversions"] == {"animated_first_frame": 1, "16bit": 1}
+    assert sum(result["data"]["t"]["left_out_files"].values()) == 1  # the .txt file, counted
+
+
+def test_symlink_loops_and_paths_leaving_the_data_root_are_refused(capsys, tmp_path):
+    proto, root = _folder_protocol(tmp_path)
+    (root / "ds" / "train" / "1_fake" / "loop").symlink_to("..")
+    fails(capsys, ["run", "--protocol", str(proto), "--detector", "clip_linear", "--data-root", str(root),
+                   "--out", str(tmp_path / "runs"), *TINY], r"loop is a symbolic link to .*on its own path")
+    (root / "ds" / "train" / "1_fake" / "loop").unlink()
+    escape = tmp_path / "escape.yaml"
+    escape.write_text(proto.read_text().replace("root: ds,", "root: ../../etc,").replace("folderbad", "escape"))
+    fails(capsys, ["run", "--protocol", str(escape), "--detector", "clip_linear", "--data-root", str(root),
+                   "--out", str(tmp_path / "runs"), *TINY], r"leaves the data root")
+    no_finished_runs(tmp_path)
+
+
+def test_the_same_file_reached_twice_in_a_split_is_refused(capsys, tmp_path):
+    proto, root = _folder_protocol(tmp_path)
+    (root / "ds" / "test" / "1_fake" / "again.png").symlink_to(root / "ds" / "test" / "1_fake" / "0.png")
+    fails(capsys, ["run", "--protocol", str(proto), "--detector", "clip_linear", "--data-root", str(root),
+                   "--out", str(tmp_path / "runs"), *TINY], r"(reached twice|twice)")

@@ -38,3 +38,19 @@ def test_two_processes_match_one(tmp_path, detector):
         b = pd.read_csv(two_dir / "predictions" / f"{test}.csv.gz")
         assert list(a["id"]) == list(b["id"])
         assert (a["score"] - b["score"]).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+def test_the_feature_cache_is_written_and_read_correctly_by_two_processes(tmp_path):
+    write_tiny_protocol(tmp_path)
+    cold, cold_dir = _bench_run(tmp_path, "clip_linear", "cold-two", LAUNCH)  # 2 processes write the cache
+    warm, warm_dir = _bench_run(tmp_path, "clip_linear", "warm-one", [sys.executable])
+    again, _ = _bench_run(tmp_path, "clip_linear", "warm-two", LAUNCH)  # and 2 processes read it
+    n = sum(d["n"] for d in cold["data"].values())
+    assert (cold["runner"]["feature_cache"]["misses"], cold["runner"]["feature_cache"]["hits"]) == (n, 0)
+    assert warm["runner"]["feature_cache"]["hits"] == again["runner"]["feature_cache"]["hits"] == n
+    assert warm["metrics"] == cold["metrics"] and again["metrics"] == cold["metrics"]
+    for test in cold["metrics"]:
+        a = pd.read_csv(cold_dir / "predictions" / f"{test}.csv.gz")
+        b = pd.read_csv(warm_dir / "predictions" / f"{test}.csv.gz")
+        assert (a["score"] - b["score"]).abs().max() < 1e-4
