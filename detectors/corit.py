@@ -131,8 +131,8 @@ class CoRIT(SAMBaseline):
         if not (self.cfg.rsi or self.cfg.hri or run.labels is not None):
             return super().forward(images)
         if self.cfg.cgp and self._cgp_ready():
-            run.direction = {i: parts.cgp_direction(getattr(self, f"cgp_mean_{i}"), self.cgp_updates,
-                                                    self.cfg.cgp_momentum) for i in self._cgp_layers}
+            means = {i: getattr(self, f"cgp_mean_{i}") for i in self._cgp_layers}
+            run.direction = parts.cgp_directions(means, self.cgp_updates, self.cfg.cgp_momentum)
         cgp, in_stream = self._cgp_layers, self.backbone.global_in_stream
         states, embedding = self.backbone.forward_layers(  # CoRIT at each CGP layer: corit_parts.layer_step
             images, self._tapped, lambda i, s: parts.layer_step(self.cfg, run, i, s, in_stream) if i in cgp else None)
@@ -155,7 +155,9 @@ class CoRIT(SAMBaseline):
     def _arm(self, labels: Tensor, warmup: bool) -> None:
         """Make the next training pass collect CGP statistics for ``labels``."""
         labels = labels.long()
-        self._armed = parts.Pass(labels=labels, warmup=warmup, counts=parts.class_counts(labels))
+        counts = parts.class_counts(labels)
+        self._armed = parts.Pass(labels=labels, warmup=warmup, counts=counts,
+                                 inv_counts=1 / counts.clamp(min=1).float())
 
     def _diagnostics(self, labels: Tensor) -> dict[str, Tensor]:
         """This step's CGP logs; ‖CGP‖ only when the batch had both classes (one sync, after the step)."""

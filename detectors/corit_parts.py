@@ -46,11 +46,18 @@ def channel_norm(x: Tensor) -> Tensor:
     return F.layer_norm(x, x.shape[-1:], eps=1e-6)
 
 
-def cgp_direction(mean_raw: Tensor, updates: Tensor, momentum: float) -> Tensor:
-    """ĉ = CGP/‖CGP‖ from a [2, C] biased running mean (row 0 real, row 1 fake), bias-corrected."""
-    corrected = mean_raw / (1 - momentum ** updates.to(mean_raw.dtype)).clamp(min=1e-12)[:, None]
-    cgp = corrected[1] - corrected[0]
-    return cgp / cgp.norm().clamp(min=1e-12)
+def cgp_directions(means: dict[int, Tensor], updates: Tensor, momentum: float) -> dict[int, Tensor]:
+    """ĉ_l = CGP_l/‖CGP_l‖ per layer from [2, C] biased running means (row 0 real, row 1 fake).
+
+    The bias correction 1/(1 − m^updates) depends on the class only, so it is computed once.
+    """
+    sign = torch.arange(2, device=updates.device) * 2 - 1  # −real + fake
+    weights = sign / (1 - momentum ** updates.float()).clamp(min=1e-12)
+    directions = {}
+    for i, mean_raw in means.items():
+        cgp = weights.to(mean_raw.dtype) @ mean_raw
+        directions[i] = cgp / cgp.norm().clamp(min=1e-12)
+    return directions
 
 
 def top_regions(z: Tensor, direction: Tensor, keep: float) -> Tensor:
@@ -84,27 +91,26 @@ def class_counts(labels: Tensor) -> Tensor:
     return (labels[:, None] == torch.arange(2, device=labels.device)).sum(0)
 
 
-def class_means(signal: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
-    """Per-class batch means [2, C] (a class absent from the batch gets zeros)."""
-    return class_sums(signal, labels) / counts.clamp(min=1)[:, None].to(signal.dtype)
+def class_means(signal: Tensor, labels: Tensor, inv_counts: Tensor) -> Tensor:
+    """Per-class batch means [2, C]; ``inv_counts`` = 1 / max(1, samples per class) (absent: zeros)."""
+    return class_sums(signal, labels) * inv_counts[:, None]
 
 
-def dispersion(signal: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
+def dispersion(signal: Tensor, labels: Tensor, inv_counts: Tensor) -> Tensor:
     """Noise of the contrastive signal: mean over samples of ‖s(x) − (its class's batch mean)‖².
 
     With a(x) = s(x) − mu_other for fakes and mu_other − s(x) for reals (the sample's contribution
-    to CGP, signed by its label), ‖a(x) − CGP‖² is exactly this within-class dispersion. ``counts``:
-    samples per class in the batch.
+    to CGP, signed by its label), ‖a(x) − CGP‖² is exactly this within-class dispersion.
     """
-    return ((signal - class_means(signal, labels, counts)[labels]) ** 2).sum(1).mean()
+    return ((signal - class_means(signal, labels, inv_counts)[labels]) ** 2).sum(1).mean()
 
 
-def contrast_norm(global_tokens: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
+def contrast_norm(global_tokens: Tensor, labels: Tensor, inv_counts: Tensor) -> Tensor:
     """‖CGP‖ measured on the global token over the batch: ‖mean norm(c | fake) − mean norm(c | real)‖.
 
     Meaningful only when both classes are in the batch (the caller drops it otherwise).
     """
-    means = class_means(channel_norm(global_tokens.detach().float()), labels, counts)
+    means = class_means(channel_norm(global_tokens.detach().float()), labels, inv_counts)
     return (means[1] - means[0]).norm()
 
 
@@ -146,8 +152,9 @@ class Pass:
     labels: Tensor | None
     #: A warm-up pass: CGP accumulates over all regions (the mask takes over at the first step).
     warmup: bool = False
-    #: Samples per class in the batch (armed passes).
+    #: Samples per class in the batch (armed passes), and 1 / max(1, that) for batch class means.
     counts: Tensor | None = None
+    inv_counts: Tensor | None = None
     #: ĉ_l per CGP layer, once CGP has seen both classes (the mask and injection need it).
     direction: dict[int, Tensor] = field(default_factory=dict)
     sums: dict[int, Tensor] = field(default_factory=dict)
@@ -196,17 +203,17 @@ def layer_step(cfg, run: Pass, i: int, state: LayerState, in_stream: bool) -> La
             masked = None if idx is None else gather_mean(z, idx)
             run.sums[i] = class_sums(masked if cfg.rrm and masked is not None and not run.warmup else full,
                                      run.labels)
-            run.logs[f"cgp_var_full_l{i}"] = dispersion(full, run.labels, run.counts)
+            run.logs[f"cgp_var_full_l{i}"] = dispersion(full, run.labels, run.inv_counts)
             if masked is not None:
-                run.logs[f"cgp_var_masked_l{i}"] = dispersion(masked, run.labels, run.counts)
+                run.logs[f"cgp_var_masked_l{i}"] = dispersion(masked, run.labels, run.inv_counts)
     if not cfg.rsi:
         return None
     r = gather_mean(p, idx) if (cfg.rrm and idx is not None) else p.mean(1)
     delta = injection(c, r, cfg.rsi_alpha)
     injected = c + delta
     if run.labels is not None:
-        run.logs[f"cgp_norm_l{i}"] = contrast_norm(c, run.labels, run.counts)
-        run.logs[f"cgp_norm_inj_l{i}"] = contrast_norm(injected, run.labels, run.counts)
+        run.logs[f"cgp_norm_l{i}"] = contrast_norm(c, run.labels, run.inv_counts)
+        run.logs[f"cgp_norm_inj_l{i}"] = contrast_norm(injected, run.labels, run.inv_counts)
     if in_stream:
         return LayerState(injected, p)
     if cfg.rsi_mode == "readout":
