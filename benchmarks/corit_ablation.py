@@ -1,62 +1,98 @@
-"""CoRIT ablation on an embedded protocol: each component switched off in turn, over seeds.
+"""CoRIT ablation on the embedded protocols: each component switched off in turn, over seeds.
 
-Usage: python benchmarks/corit_ablation.py [--protocol synthetic_universal] [--seeds 0,1,2] [--out runs/ablation]
-Writes leaderboard/corit_ablation.md and leaderboard/corit_ablation.csv. Finished runs (a results.json
-in their run directory) are reused, so an interrupted ablation resumes.
+Usage: python benchmarks/corit_ablation.py [--protocols synthetic_universal,synthetic_cross_domain]
+       [--seeds 0,1,2] [--out runs/ablation] [--board leaderboard]
+Writes BOARD/corit_ablation.md (one table per protocol) and BOARD/corit_ablation.csv. Run directories
+are named after the detector version (``v2-abstract-full-s0``); a finished run (a results.json) with
+the same settings is reused, so an interrupted ablation resumes, and one made with other settings or
+another CoRIT version stops the script rather than being mixed in.
 """
+
+from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-VARIANTS = {
-    "corit (all components)": {},
-    "without RRM": {"rrm": False},
-    "without RSI": {"rsi": False},
-    "without HRI": {"hri": False},
-    "without CGP (hence no RRM, RSI)": {"cgp": False, "rrm": False, "rsi": False},
-    "all off (= sam)": {"cgp": False, "rrm": False, "rsi": False, "hri": False},
-}
+#: (row, short name for run directories, overrides)
+VARIANTS = [
+    ("corit (all components)", "full", {}),
+    ("without RRM", "no_rrm", {"rrm": False}),
+    ("without RSI", "no_rsi", {"rsi": False}),
+    ("RSI at read-out only (v1)", "readout", {"rsi_mode": "readout"}),
+    ("without CGP (hence no RRM, RSI)", "no_cgp", {"cgp": False, "rrm": False, "rsi": False}),
+    ("without HRI", "no_hri", {"hri": False}),
+    ("all off (= sam)", "all_off", {"cgp": False, "rrm": False, "rsi": False, "hri": False}),
+]
 
 
-def one_run(protocol: str, variant: str, overrides: dict, seed: int, out: Path) -> dict:
+def one_run(protocol: str, short: str, overrides: dict, seed: int, out: Path) -> dict:
+    """Run (or reuse) one ablation cell; a stored run with other settings is an error, not a reuse."""
     from bench.api import run
+    from bench.errors import ConfigError
+    from bench.factory import resolve_detector
+    from bench.protocol import load_protocol
 
-    name = f"{variant.split(' (')[0].replace(' ', '_')}-s{seed}"
+    spec = resolve_detector("corit", overrides, load_protocol(protocol).detector_defaults)
+    name = f"v{spec.cls.version}-{short}-s{seed}"
     done = out / protocol / "corit" / name / "results.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        if result["detector"]["config_sha256"] != spec.config_sha256():
+            raise ConfigError(f"{done} holds a corit run with other settings than ablation row {short!r} now "
+                              f"has; remove that run directory or pass another --out.")
+        return result
     return run(protocol, "corit", seed=seed, overrides=overrides, out_dir=out, run_name=name)
+
+
+def table(frame: pd.DataFrame) -> str:
+    """Markdown of mean ± std over seeds per variant (std is blank with a single seed)."""
+    stats = frame.drop(columns=["protocol", "seed"]).groupby("variant", sort=False).agg(["mean", "std"])
+    cols = [c for c in frame.columns if c not in ("protocol", "variant", "seed")]
+    cells = {col: [f"{m:.3f}" + ("" if pd.isna(s) else f" ± {s:.3f}")
+                   for m, s in zip(stats[(col, "mean")], stats[(col, "std")])] for col in cols}
+    return pd.DataFrame(cells, index=stats.index).to_markdown()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", default="synthetic_universal")
+    parser.add_argument("--protocols", default="synthetic_universal,synthetic_cross_domain")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="runs/ablation")
     parser.add_argument("--board", default="leaderboard")
     args = parser.parse_args()
-    rows = []
-    for variant, overrides in VARIANTS.items():
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            result = one_run(args.protocol, variant, overrides, seed, Path(args.out))
-            row = {"variant": variant, "seed": seed, "val_auc": result["selection"]["val"]["auc"]}
-            row.update({f"{group}_auc": m["auc"] for group, m in result["groups"].items()})
-            rows.append(row)
-    frame = pd.DataFrame(rows)
+    from bench.errors import BenchError
+    from detectors.corit import CoRIT
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    frames = []
+    try:
+        for protocol in args.protocols.split(","):
+            rows = []
+            for variant, short, overrides in VARIANTS:
+                for seed in seeds:
+                    result = one_run(protocol, short, overrides, seed, Path(args.out))
+                    row = {"protocol": protocol, "variant": variant, "seed": seed,
+                           "val_auc": result["selection"]["val"]["auc"]}
+                    row.update({f"{group}_auc": m["auc"] for group, m in result["groups"].items()})
+                    rows.append(row)
+            frames.append(pd.DataFrame(rows))
+    except BenchError as err:
+        sys.exit(f"error: {err}")
     board = Path(args.board)
-    frame.to_csv(board / "corit_ablation.csv", index=False, float_format="%.4f")
-    stats = frame.drop(columns="seed").groupby("variant", sort=False).agg(["mean", "std"])
-    table = pd.DataFrame({col: [f"{m:.3f} ± {s:.3f}" for m, s in zip(stats[(col, "mean")], stats[(col, "std")])]
-                          for col in frame.columns if col not in ("variant", "seed")}, index=stats.index)
-    command = f"python benchmarks/corit_ablation.py --protocol {args.protocol} --seeds {args.seeds}"
-    lines = [f"<!-- generated by `{command}`; do not edit -->",
-             f"### CoRIT ablation on {args.protocol}: AUC, mean ± std over seeds {args.seeds}", "",
-             table.to_markdown(), "",
-             ("Each row switches components off with `-o` (RRM and RSI need CGP, so removing CGP removes them "
-              "too). Per-seed values: `corit_ablation.csv`.")]
+    board.mkdir(parents=True, exist_ok=True)
+    pd.concat(frames).to_csv(board / "corit_ablation.csv", index=False, float_format="%.4f")
+    command = f"python benchmarks/corit_ablation.py --protocols {args.protocols} --seeds {args.seeds}"
+    lines = [f"<!-- generated by `{command}`; do not edit -->"]
+    for frame in frames:
+        title = f"### CoRIT v{CoRIT.version} ablation on {frame['protocol'].iloc[0]}: AUC, mean ± std over seeds"
+        lines += [f"{title} {args.seeds}", "", table(frame), ""]
+    lines.append("Each row switches components off with `-o` (RRM and RSI need CGP, so removing CGP removes them "
+                 "too); `rsi_mode: readout` is v1's injection (CNNs inject into the read-out vector only). "
+                 "Per-seed values: `corit_ablation.csv`.")
     (board / "corit_ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -2,22 +2,33 @@
 
 This is NOT the authors' implementation: only the abstract is available, so every component is
 rebuilt from the purpose the abstract gives it, following the project's specification
-(docs: corit.md, ``version = "1-abstract"``). On top of the ``sam`` baseline (SAM over AdamW):
+(docs: corit.md, ``version = "2-abstract"``). On top of the ``sam`` baseline (SAM over AdamW):
 
 - CGP (Contrastive Gradient Proxy): running class means of channel-normalised region tokens per
   tapped layer; CGP_l = mu_fake − mu_real ∝ the expected gradient of a layer-l linear probe.
 - RRM (Region Refinement Mask): per image, keep the ⌈κ·N⌉ regions scoring highest along ĉ_l.
-- RSI (Regional Signal Injection): add the masked regional signal r_l to the global token after
-  each layer of ``rsi_layers`` (in the residual stream for ViTs, at read-out for CNNs).
+- RSI (Regional Signal Injection): after each layer of ``rsi_layers``, the global token c_l gets
+  α·(‖c_l‖/‖r_l‖)·r_l, r_l the masked regional signal. ``rsi_mode: stream`` (default) injects inside
+  the network: a ViT's class token in the residual stream; a CNN stage's feature map shifted by that
+  vector at every position, so its pooled vector g_l gets exactly the same update and the later
+  stages see it. ``readout`` (v1) gives CNNs the update in the read-out vector only.
 - HRI (Hierarchical Representation Integration): the head reads concat(norm(c_l)) over ``hri_layers``.
+
+Changed from v1 (``1-abstract``): RSI acts inside CNN feature maps (``rsi_mode: stream``, the new
+default; v1's behaviour is ``readout``), and the CGP warm-up passes are the runner's warm-up hook
+(forward passes with their own data order) instead of steps that consumed training batches, so
+``corit`` and ``sam`` make the same optimisation steps over the same images under any budget.
 
 Choices that are ours, not the paper's: CGP is measured at ``rsi_layers`` (even with RSI off);
 without RRM, r_l is the mean of all regions; ``hri_layers`` defaults to ``last4`` on ViTs and
-``last3`` on CNNs; CGP statistics come from the first (unperturbed) SAM pass only; warm-up batches
-update CGP without an optimisation step (logged as ``cgp_warmup = 1``); with HRI on, parameters
-after the last HRI layer are frozen (they cannot reach the logit); for CNNs RSI acts through HRI
-only (with HRI off it changes only the logged measurements), and without the mask (RRM off, or CGP
-not ready) a CNN's r_l is its pooled vector, so injection is a rescaling that HRI's norm removes.
+``last3`` on CNNs; CGP statistics come from the first (unperturbed) SAM pass only, and the mask is
+recomputed in the perturbed pass (it is part of the function whose sharpness SAM measures); warm-up
+passes accumulate CGP over all regions, optimisation steps over masked regions once CGP has seen
+both classes, and warm-up leaves BatchNorm running statistics as they are; with HRI on, parameters
+after the last HRI layer are frozen (they cannot reach the logit); backbones whose global token is
+the spatial mean (CNNs, class-token-free ViTs) inject in stream mode by adding the update to every
+position; without the mask (RRM off, or CGP not ready) their r_l is g_l itself, so injection
+rescales g_l (which HRI's norm removes) but still shifts what later stages compute.
 """
 
 from __future__ import annotations
@@ -28,7 +39,6 @@ import torch
 from torch import Tensor, nn
 
 from detectors import corit_parts as parts
-from detectors.backbones import LayerState
 from detectors.sam import SAMBaseline
 
 
@@ -36,14 +46,15 @@ class CoRIT(SAMBaseline):
     """SAM baseline + CGP, RRM, RSI and HRI, each a switch; all off is exactly ``sam``.
 
     Buffers ``cgp_mean_<layer>`` ([2, C]: biased running means, row 0 real, row 1 fake),
-    ``cgp_updates`` (per class) and ``cgp_batches`` are in the state dict. ``train_step`` logs, per
-    CGP layer ``i`` and as the mean over layers: ``cgp_var_full[_l<i>]`` / ``cgp_var_masked[_l<i>]``
-    (within-class dispersion of the contrastive signal without / with the RRM mask; the masked one
-    once CGP has seen both classes) and ``cgp_norm[_l<i>]`` / ``cgp_norm_inj[_l<i>]`` (‖CGP‖ on the
-    global token just before / after injection at that layer; RSI on, both classes in the batch).
+    ``cgp_updates`` (per class) and ``cgp_batches`` are in the state dict. ``train_step`` and
+    ``warmup_step`` log, per CGP layer ``i`` and as the mean over layers: ``cgp_var_full[_l<i>]`` /
+    ``cgp_var_masked[_l<i>]`` (within-class dispersion of the contrastive signal without / with the
+    RRM mask; the masked one once CGP has seen both classes) and ``cgp_norm[_l<i>]`` /
+    ``cgp_norm_inj[_l<i>]`` (‖CGP‖ on the global token just before / after injection at that layer;
+    RSI on, both classes in the batch).
     """
 
-    version = "1-abstract"
+    version = "2-abstract"
     paper = "2603.24057"
 
     @dataclass
@@ -52,13 +63,15 @@ class CoRIT(SAMBaseline):
 
         cgp: bool = True
         cgp_momentum: float = 0.99
-        #: No-grad passes that initialise the CGP means before the first optimisation step.
+        #: Forward-only passes (not steps) that initialise the CGP means before the first step.
         cgp_warmup_batches: int = 4
         rrm: bool = True
         #: Fraction κ of regions kept per image.
         rrm_keep: float = 0.25
         rsi: bool = True
         rsi_alpha: float = 0.2
+        #: "stream": inside the network (v2); "readout": CNNs inject into the read-out vector only (v1).
+        rsi_mode: str = "stream"
         #: "second_half", "lastN" or a list of layer indices; also where CGP is measured.
         rsi_layers: str | list[int] = "second_half"
         hri: bool = True
@@ -69,12 +82,15 @@ class CoRIT(SAMBaseline):
         cfg = cfg if cfg is not None else self.Config()
         parts.check_settings(cfg)
         super().__init__(cfg)
-        self._collect, self._logs = None, {}  # labels arming the next pass; that pass's diagnostics
+        self._armed: parts.Pass | None = None  # what the next training pass collects (train/warm-up steps)
+        self._logs: dict[str, Tensor] = {}  # that pass's diagnostics
+        self._ready = False  # CGP has seen both classes; the buffers only grow, so it is cached
         for i in self._cgp_layers:
             self.register_buffer(f"cgp_mean_{i}", torch.zeros(2, self.backbone.layer_dims[i]))
         if cfg.cgp:
             self.register_buffer("cgp_updates", torch.zeros(2, dtype=torch.long))
             self.register_buffer("cgp_batches", torch.zeros((), dtype=torch.long))
+        self.register_load_state_dict_post_hook(_forget_ready)
 
     def _apply_tune(self, tune: str) -> list[nn.Module]:
         """Resolve the layer lists (ConfigError for missing layers), then ``tune``; freeze what HRI skips."""
@@ -109,78 +125,46 @@ class CoRIT(SAMBaseline):
         return self
 
     def forward(self, images: Tensor) -> Tensor:
-        """One logit per image. In training, a pass armed by ``train_step`` also updates CGP."""
-        labels = self._collect if self.training else None
-        self._collect = None
-        if not (self.cfg.rsi or self.cfg.hri or labels is not None):
+        """One logit per image. In training, a pass armed by ``train_step``/``warmup_step`` also updates CGP."""
+        run = self._armed if self.training and self._armed is not None else parts.Pass(labels=None)
+        self._armed = None
+        if not (self.cfg.rsi or self.cfg.hri or run.labels is not None):
             return super().forward(images)
-        run = parts.Pass(labels=None if labels is None else labels.long())
-        if self.cfg.cgp:
-            ready, run.warm = (int(v) for v in torch.stack(
-                [(self.cgp_updates > 0).all().long(), self.cgp_batches]).tolist())
-            run.direction = {i: parts.cgp_direction(getattr(self, f"cgp_mean_{i}"), self.cgp_updates,
-                                                    self.cfg.cgp_momentum) for i in self._cgp_layers} if ready else {}
-            run.present = (torch.bincount(run.labels, minlength=2) > 0).tolist() if labels is not None else []
-        states, embedding = self.backbone.forward_layers(images, self._tapped, lambda i, s: self._hook(i, s, run))
-        if run.labels is not None:
-            self._update_cgp(run)
+        if self.cfg.cgp and self._cgp_ready():
+            means = {i: getattr(self, f"cgp_mean_{i}") for i in self._cgp_layers}
+            run.direction = parts.cgp_directions(means, self.cgp_updates, self.cfg.cgp_momentum)
+        cgp, in_stream = self._cgp_layers, self.backbone.global_in_stream
+        states, embedding = self.backbone.forward_layers(  # CoRIT at each CGP layer: corit_parts.layer_step
+            images, self._tapped, lambda i, s: parts.layer_step(self.cfg, run, i, s, in_stream) if i in cgp else None)
+        if run.labels is not None:  # fold the class sums into the running means (synchronised)
+            buffers = {i: getattr(self, f"cgp_mean_{i}") for i in cgp}
+            parts.update_means(buffers, self.cgp_updates, self.cgp_batches, run, self.cfg.cgp_momentum)
+            self._logs = parts.with_layer_means(run.logs)
         if not self._hri_layers:
             return self.head(embedding).squeeze(1)
         by_layer = dict(zip(self._tapped, states))
         feats = [parts.channel_norm(run.injected.get(i, by_layer[i].global_token)) for i in self._hri_layers]
         return self.head(torch.cat(feats, dim=1)).squeeze(1)
 
-    def _hook(self, i: int, state: LayerState, run: parts.Pass) -> LayerState | None:
-        """Per tapped layer: CGP statistics (armed passes), mask, injection."""
-        cfg, c, p = self.cfg, state.global_token, state.tokens
-        if i not in self._cgp_layers:
-            return None
-        direction, idx = run.direction.get(i), None
-        if run.labels is not None or (direction is not None and cfg.rrm):
-            with torch.no_grad():
-                z = parts.channel_norm(p.detach().float())
-                idx = None if direction is None else parts.top_regions(z, direction, cfg.rrm_keep)
-        if run.labels is not None:
-            with torch.no_grad():
-                full = z.mean(1)
-                masked = None if idx is None else parts.gather_mean(z, idx)
-                use_mask = cfg.rrm and masked is not None and run.warm >= cfg.cgp_warmup_batches
-                run.sums[i] = parts.class_sums(masked if use_mask else full, run.labels)
-                run.logs[f"cgp_var_full_l{i}"] = parts.dispersion(full, run.labels, run.present)
-                if masked is not None:
-                    run.logs[f"cgp_var_masked_l{i}"] = parts.dispersion(masked, run.labels, run.present)
-        if not cfg.rsi:
-            return None
-        r = parts.gather_mean(p, idx) if (cfg.rrm and idx is not None) else p.mean(1)
-        injected = parts.inject(c, r, cfg.rsi_alpha)
-        if run.labels is not None and all(run.present):
-            run.logs[f"cgp_norm_l{i}"] = parts.contrast_norm(c, run.labels)
-            run.logs[f"cgp_norm_inj_l{i}"] = parts.contrast_norm(injected, run.labels)
-        if not self.backbone.global_in_stream:
-            run.injected[i] = injected
-            return None
-        return LayerState(injected, p)
+    def _cgp_ready(self) -> bool:
+        """Whether CGP has seen both classes; reads the buffers (a device sync) only until it has."""
+        if not self._ready:
+            self._ready = bool((self.cgp_updates > 0).all())
+        return self._ready
 
-    @torch.no_grad()
-    def _update_cgp(self, run: parts.Pass) -> None:
-        """Count-weighted all-reduce of the batch class sums, then a momentum update per present class."""
-        m, layers = self.cfg.cgp_momentum, self._cgp_layers
-        counts = torch.bincount(run.labels, minlength=2)[:2].float()
-        flat = parts.all_reduce_sum(torch.cat([run.sums[i].flatten() for i in layers] + [counts]))
-        counts = flat[-2:]
-        present, offset = counts > 0, 0
-        for i in layers:
-            buf = getattr(self, f"cgp_mean_{i}")
-            mean = flat[offset:offset + buf.numel()].view_as(buf) / counts.clamp(min=1)[:, None]
-            offset += buf.numel()
-            buf.copy_(torch.where(present[:, None], m * buf + (1 - m) * mean, buf))
-        self.cgp_updates += present.long()
-        self.cgp_batches += 1
-        self._logs = dict(run.logs)
-        for key in ("cgp_var_full", "cgp_var_masked", "cgp_norm", "cgp_norm_inj"):
-            values = [v for k, v in run.logs.items() if k.rsplit("_l", 1)[0] == key]
-            if values:
-                self._logs[key] = torch.stack(values).mean()
+    def _arm(self, labels: Tensor, warmup: bool) -> None:
+        """Make the next training pass collect CGP statistics for ``labels``."""
+        labels = labels.long()
+        counts = parts.class_counts(labels)
+        self._armed = parts.Pass(labels=labels, warmup=warmup, counts=counts,
+                                 inv_counts=1 / counts.clamp(min=1).float())
+
+    def _diagnostics(self, labels: Tensor) -> dict[str, Tensor]:
+        """This step's CGP logs; ‖CGP‖ only when the batch had both classes (one sync, after the step)."""
+        logs, self._logs = self._logs, {}
+        if any(k.startswith("cgp_norm") for k in logs) and labels.unique().numel() < 2:
+            logs = {k: v for k, v in logs.items() if not k.startswith("cgp_norm")}
+        return logs
 
     @property
     def warmup_batches(self) -> int:
@@ -188,19 +172,26 @@ class CoRIT(SAMBaseline):
         return int(self.cfg.cgp_warmup_batches) if self.cfg.cgp else 0
 
     def warmup_step(self, batch, ctx):
-        """A no-grad pass that updates the CGP means (no optimisation); logs ``cgp_warmup = 1``."""
-        self._logs = {}
-        self._collect = batch["label"]
-        with torch.no_grad():
-            loss = self.loss(ctx.model(batch["image"]), batch)
-        return {"loss": loss, "cgp_warmup": torch.tensor(1.0), **self._logs}
+        """A no-grad pass that updates the CGP means: no optimisation, BatchNorm statistics unchanged."""
+        self._arm(batch["label"], warmup=True)
+        try:
+            with torch.no_grad(), parts.frozen_norm_stats(ctx.model):
+                loss = self.loss(ctx.model(batch["image"]), batch)
+        finally:
+            self._armed = None
+        return {"loss": loss, **self._diagnostics(batch["label"])}
 
     def train_step(self, batch, ctx):
         """One SAM step whose first pass updates CGP (the runner ran the warm-up passes before)."""
-        self._logs = {}
-        self._collect = batch["label"] if self.cfg.cgp else None
+        if self.cfg.cgp:
+            self._arm(batch["label"], warmup=False)
         try:
             out = super().train_step(batch, ctx)
         finally:
-            self._collect = None
-        return {**out, "cgp_warmup": torch.tensor(0.0), **self._logs}
+            self._armed = None
+        return {**out, **self._diagnostics(batch["label"])}
+
+
+def _forget_ready(module: CoRIT, incompatible_keys) -> None:
+    """After ``load_state_dict`` the CGP buffers may be fresh: read their readiness again."""
+    module._ready = False
