@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from bench.steps import frozen_bn_stats
 from detectors import corit_parts as parts
 from detectors.sam import SAMBaseline
 
@@ -175,7 +176,7 @@ class CoRIT(SAMBaseline):
         """A no-grad pass that updates the CGP means: no optimisation, BatchNorm statistics unchanged."""
         self._arm(batch["label"], warmup=True)
         try:
-            with torch.no_grad(), parts.frozen_norm_stats(ctx.model):
+            with torch.no_grad(), frozen_bn_stats(ctx.model):
                 loss = self.loss(ctx.model(batch["image"]), batch)
         finally:
             self._armed = None

@@ -6,14 +6,12 @@ boolean-mask indexing), so on a GPU the hooks never wait for the device."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from bench.errors import ConfigError
 from detectors.backbones import LayerState
@@ -121,27 +119,6 @@ def all_reduce_sum(t: Tensor) -> Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t)
     return t
-
-
-@contextlib.contextmanager
-def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
-    """Keep the running statistics of training-mode BatchNorm layers unchanged for one pass.
-
-    Warm-up passes only initialise CGP; with ``tune: full`` / ``last:K`` they would otherwise move
-    the running statistics before the first step, which ``sam`` never does.
-    """
-    saved = [(m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
-             for m in model.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
-    for m, _, _ in saved:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum, count in saved:
-            m.momentum = momentum
-            if count is not None:
-                m.num_batches_tracked.copy_(count)
 
 
 @dataclass
