@@ -39,7 +39,8 @@ from bench import cache_shards as sh
 from bench.cache_shards import SUFFIX, CacheWarning
 from bench.errors import ConfigError
 
-__all__ = ["ENV", "CacheWarning", "FeatureCache", "Lookup", "default_root", "file_item_key", "state_fingerprint"]
+__all__ = ["ENV", "CacheWarning", "FeatureCache", "Lookup", "default_root", "describe_parts", "file_item_key",
+           "human_bytes", "state_fingerprint"]
 
 ENV = "BENCH_CACHE"
 FORMAT_DIR = "features-v1"
@@ -267,3 +268,20 @@ def _remove_namespace_dir(ns_dir: Path) -> int:
         return size
     except OSError:
         return 0  # a writer just added something: the namespace stays
+
+
+def describe_parts(parts, width: int = 60) -> str:
+    """The short, scalar parts of a namespace (what its features are of), cut to ``width`` (``bench cache info``)."""
+    if not isinstance(parts, dict):
+        return "?"
+    text = " ".join(f"{k}={v}" for k, v in parts.items() if isinstance(v, str | int | float) and len(str(v)) <= 40)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes as B, KB, MB or GB (binary units)."""
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bench.errors import ConfigError
+from bench.data.gpu_decode import apply_gpu_decode
+from bench.errors import BenchError, ConfigError, ImageError
 
 #: Below this many batches, ``--workers auto`` uses none: starting workers would cost more than it saves.
 MIN_BATCHES_FOR_WORKERS = 4
@@ -100,3 +101,39 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
     return DataLoader(EpochView(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
                       drop_last=shuffle, pin_memory=pin_memory, collate_fn=collate_fn, **extra)
+
+
+class Batches:
+    """A prepared loader whose batches are finished on the device: GPU-decoded rows decoded there."""
+
+    def __init__(self, loader, dataset, transform, device, decode: str):
+        self.loader, self.dataset, self.transform, self.device, self.decode = loader, dataset, transform, device, decode
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        try:
+            yield from self._batches()
+        except BenchError as err:
+            raise _from_worker(err) from None
+
+    def _batches(self):
+        for batch in self.loader:
+            if self.decode == "gpu":
+                batch = apply_gpu_decode(batch, self.device, self.transform, describe=self.dataset.describe,
+                                         skip_bad=self.dataset.skip_bad)
+                batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                         for k, v in batch.items()}
+            yield batch
+
+
+def _from_worker(err: BenchError) -> BenchError:
+    """One sentence for a data error raised in a loader worker (torch wraps it with the worker's traceback)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    if isinstance(err, ImageError):
+        text = (f"{text.rstrip('.')}; pass --skip-bad-images to leave undecodable images out (counted in the "
+                f"results), or --check-images to list every bad file before the run.")
+    return type(err)(text)

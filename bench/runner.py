@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 from bench import training
 from bench.checks import require_finite
 from bench.data.dataset import RawDataset, collate_samples
-from bench.data.gpu_decode import apply_gpu_decode, collate_encoded
+from bench.data.gpu_decode import collate_encoded
 from bench.data.splits import ResolvedSplit
 from bench.detector import Detector, FeatureSet
-from bench.errors import BenchError, ConfigError, ImageError
+from bench.errors import ConfigError
 from bench.feature_store import FeatureStore
-from bench.loading import EpochSampler, make_loader, resolve_workers
+from bench.loading import Batches, EpochSampler, make_loader, resolve_workers
 from bench.metrics import compute_metrics
 
 PRECISIONS = ("no", "bf16", "fp16")
@@ -72,46 +72,6 @@ def resolve_precision(requested: str | None, cpu: bool) -> str:
     return precision
 
 
-def _from_worker(err: BenchError) -> BenchError:
-    """One sentence for a data error raised in a loader worker (torch wraps it with the worker's traceback)."""
-    text = str(err)
-    if "Original Traceback" in text:
-        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
-    if isinstance(err, ImageError):
-        text = (f"{text.rstrip('.')}; pass --skip-bad-images to leave undecodable images out (counted in the "
-                f"results), or --check-images to list every bad file before the run.")
-    return type(err)(text)
-
-
-#: Tests run the --decode gpu flow on the CPU (torchvision decodes JPEG there too).
-_CPU_DECODE_TEST = os.environ.get("BENCH_TEST_CPU_DECODE") == "1"
-
-
-class Batches:
-    """A prepared loader whose batches are finished on the device: GPU-decoded rows decoded there."""
-
-    def __init__(self, loader, dataset: RawDataset, transform, device, decode: str):
-        self.loader, self.dataset, self.transform, self.device, self.decode = loader, dataset, transform, device, decode
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        try:
-            yield from self._batches()
-        except BenchError as err:
-            raise _from_worker(err) from None
-
-    def _batches(self):
-        for batch in self.loader:
-            if self.decode == "gpu":
-                batch = apply_gpu_decode(batch, self.device, self.transform, describe=self.dataset.describe,
-                                         skip_bad=self.dataset.skip_bad)
-                batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                         for k, v in batch.items()}
-            yield batch
-
-
 class Runner:
     """Fits a detector under a budget with validation-based selection, then predicts scores."""
 
@@ -129,7 +89,9 @@ class Runner:
                                                                                  non_blocking=not use_cpu))
         if opts.decode not in ("cpu", "gpu"):
             raise ConfigError(f"--decode {opts.decode!r} must be cpu or gpu.")
-        if opts.decode == "gpu" and self.accelerator.device.type != "cuda" and not _CPU_DECODE_TEST:
+        # BENCH_TEST_CPU_DECODE=1 lets tests run the --decode gpu flow on the CPU (torchvision decodes there too).
+        cpu_test = os.environ.get("BENCH_TEST_CPU_DECODE") == "1"
+        if opts.decode == "gpu" and self.accelerator.device.type != "cuda" and not cpu_test:
             raise ConfigError("--decode gpu needs a CUDA device (nvjpeg); this run is on the CPU, use --decode cpu.")
         if opts.batch_size % self.accelerator.num_processes:
             raise ConfigError(f"--batch-size {opts.batch_size} must be divisible by the number of processes "

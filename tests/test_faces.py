@@ -53,8 +53,8 @@ def decode_all(path: Path) -> list[np.ndarray]:
 
 
 def test_command_line_defaults_are_the_settings_and_help_has_examples(capsys):
-    from bench.cli import _parser
-    from bench.cli_faces import options_from, settings_from
+    from bench.cli import build_parser as _parser
+    from bench.cli.faces import options_from, settings_from
 
     args = _parser().parse_args(["data", "faces", "ffpp", "videos", "--option", "compression=c40"])
     assert settings_from(args) == Settings() and options_from(args) == {"compression": "c40"}

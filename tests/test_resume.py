@@ -63,8 +63,7 @@ def test_resume_refuses_a_finished_run_and_a_foreign_folder(tiny_protocol, tmp_p
 
 def main_raising(argv):
     """Run a CLI command and re-raise its BenchError instead of exiting."""
-    from bench import commands
-    from bench.cli import _parser
+    from bench.cli import build_parser
 
-    args = _parser().parse_args(argv)
-    getattr(commands, f"cmd_{args.command}")(args)
+    args = build_parser().parse_args(argv)
+    args.handler(args)

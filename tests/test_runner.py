@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import torch
 from torch import nn
 
@@ -79,3 +80,38 @@ def test_a_step_budget_counts_optimisation_steps_only(tiny_protocol):
     plain, _, _ = _fit(tiny_protocol, warmup=0, max_steps=3)
     warm, _, _ = _fit(tiny_protocol, warmup=2, max_steps=3)
     assert len(plain.seen) == len(warm.seen) == 3 and plain.seen == warm.seen
+
+
+def test_the_gpu_decode_flow_gives_the_cpu_scores(tmp_path, monkeypatch):
+    """--decode gpu end to end (torchvision's decoder stands in for nvjpeg on the CPU)."""
+    from images import write_image
+
+    from bench.api import run
+    from bench.errors import ConfigError
+
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label in ("0_real", "1_fake"):
+            for i in range(4):
+                write_image(root / "ds" / split / label / f"{i}.jpg", size=(48, 40), seed=i + 10 * len(split + label))
+    proto = tmp_path / "jpegs.yaml"
+    proto.write_text("""name: jpegs
+version: 1
+description: JPEG files for the decode paths.
+sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
+detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
+train: {source: ds, split: train}
+val: {source: ds, split: val}
+test: {t: {source: ds, split: test}}
+metrics: [auc]
+primary: auc@t
+""")
+    with pytest.raises(ConfigError, match="--decode gpu needs a CUDA device"):
+        Runner(RunnerOptions(decode="gpu"), seed=0)
+    monkeypatch.setenv("BENCH_TEST_CPU_DECODE", "1")
+    scores = {}
+    for decode in ("cpu", "gpu"):
+        result = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / decode,
+                     opts=RunnerOptions(batch_size=4, decode=decode, cache=False))
+        scores[decode] = result["metrics"]["t"]["auc"]
+    assert scores["gpu"] == pytest.approx(scores["cpu"], abs=1e-6)

@@ -6,7 +6,7 @@ video, ``layouts`` says where each dataset's videos are and where their frames g
 drives a dataset in parallel worker processes and resumes, ``report`` records what was dropped.
 The output is the tree the indexers read, so ``bench data index LAYOUT DIR`` follows unchanged.
 Names are imported lazily: ``bench data verify`` reads reports without loading PyAV or dlib. The
-command-line arguments live in ``bench/cli_faces.py``.
+command-line arguments live in ``bench/cli/faces.py``.
 """
 
 from importlib import import_module

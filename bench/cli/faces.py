@@ -1,5 +1,5 @@
-"""The ``bench data faces`` arguments: out of ``bench/cli.py`` for its size, and free of imports because the
-parser is built for every ``bench`` command (``bench.data`` would load pandas). The defaults are
+"""The ``bench data faces`` arguments, free of imports because the parser is built for every ``bench``
+command (``bench.data`` would load pandas). The defaults are
 :class:`bench.data.faces.settings.Settings`'s (a test keeps them equal)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   (run the same command again to resume; then: bench data index LAYOUT OUT)"""
 
 
-def add_parser(data_sub) -> argparse.ArgumentParser:
+def add(data_sub) -> argparse.ArgumentParser:
     """Add ``faces`` to the ``bench data`` sub-parsers."""
     about = "extract face crops from a face dataset's videos into the layout bench data index reads"
     faces = data_sub.add_parser(
