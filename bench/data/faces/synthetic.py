@@ -87,10 +87,11 @@ def astronaut_clip(n_frames: int = 40, size: int = 128, sides: tuple[float, floa
 
 
 def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: int = 25, codec: str = "libx264",
-                keyint: int | None = None) -> Path:
+                keyint: int | None = None, options: dict[str, str] | None = None) -> Path:
     """Encode RGB frames (all the same even size) as a video file with PyAV; returns the path.
 
-    ``keyint`` is the keyframe interval (default: the encoder's, 250 for libx264).
+    ``keyint`` is the keyframe interval (default: the encoder's, 250 for libx264); ``options`` are
+    further encoder options, e.g. ``{"bf": "2"}`` for B-frames. The container follows the suffix.
     """
     import av
 
@@ -98,7 +99,8 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: int = 25, c
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps, options={"g": str(keyint)} if keyint else None)
+        settings = {**({"g": str(keyint)} if keyint else {}), **(options or {})}
+        stream = container.add_stream(codec, rate=fps, options=settings or None)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")):

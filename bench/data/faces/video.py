@@ -4,7 +4,9 @@
 learn the exact frame count and the presentation timestamp and keyframe flag of every frame;
 :func:`read_frames` then decodes only what the sampled frames need: it seeks to the keyframe
 before a sampled frame when a keyframe lies between the decoder's position and that frame, and
-otherwise decodes forward from where it is. Frame ``i`` is the ``i``-th frame in presentation
+otherwise decodes forward from where it is. Where a seek lands past the frame (AVI seeks by decode
+timestamp, which with B-frames runs behind the presentation timestamp), it starts again from the
+keyframe before, then from the first frame. Frame ``i`` is the ``i``-th frame in presentation
 order, so indices are exact even for variable-frame-rate files.
 """
 
@@ -111,39 +113,87 @@ def _rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, k=turns)) if turns else array
 
 
+class _Reader:
+    """One open video, decoding forward and seeking (or reopening) only where the wanted frame needs it."""
+
+    def __init__(self, info: VideoInfo):
+        self.info = info
+        self.container = self.stream = self.decoder = None
+        self.position: int | None = None  # pts of the last decoded frame; None: none decoded since (re)starting
+        self._restart(None)
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+
+    def _restart(self, stamp: int | None) -> None:
+        """Decode from the keyframe before ``stamp``, or from the file's first frame when ``stamp`` is None."""
+        import av
+
+        if stamp is None or self.container is None:
+            # Reopening is the one way to the first frame that every demuxer honours (a seek to 0 may not be).
+            self.close()
+            self.container = _open(self.info.path)
+            self.stream = self.container.streams.video[0]
+            self.stream.codec_context.thread_count = 1  # parallelism comes from worker processes
+        if stamp is not None:
+            try:
+                self.container.seek(stamp, stream=self.stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                return self._restart(None)
+        self.decoder, self.position = self.container.decode(self.stream), None
+
+    def _forward(self, target: int):
+        """Decode up to presentation timestamp ``target``: (its frame or None, pts of the first frame decoded)."""
+        import av
+
+        first = None
+        try:
+            for frame in self.decoder:
+                self.position = frame.pts
+                first = frame.pts if first is None else first
+                if frame.pts is None or frame.pts >= target:
+                    if frame.pts != target:
+                        self.decoder = None  # overshot: seek afresh for the next frame
+                    return (frame if frame.pts == target else None), first
+        except av.error.FFmpegError:
+            self.decoder = None  # re-seek for the next frame: the decoder state is unknown
+        return None, first
+
+    def _needs_seek(self, target: int) -> bool:
+        """Whether decoding on from here would be wrong (target behind) or slower than a seek (a keyframe between)."""
+        if self.decoder is None or (self.position is not None and target <= self.position):
+            return True
+        after = self.position if self.position is not None else self.info.pts[0]
+        next_key = bisect.bisect_right(self.info.keyframes, after)
+        return next_key < len(self.info.keyframes) and self.info.keyframes[next_key] <= target
+
+    def frame(self, target: int):
+        """The decoded frame at presentation timestamp ``target``, or None when it cannot be decoded."""
+        if not self._needs_seek(target):
+            return self._forward(target)[0]
+        # A seek lands on a keyframe at or before the target's *decode* timestamp in some containers
+        # (AVI's index), which with B-frames can be past the target's presentation timestamp: when the
+        # first decoded frame is already past it, start from the keyframe before, then from the first frame.
+        before = bisect.bisect_left(self.info.keyframes, target) - 1
+        starts = [target, *([self.info.keyframes[before]] if before >= 0 else []), None]
+        for stamp in starts:
+            self._restart(stamp)
+            found, first = self._forward(target)
+            landed_late = first > target if first is not None else self.decoder is not None  # or at the end
+            if found is not None or not landed_late:
+                return found
+        return None
+
+
 def read_frames(info: VideoInfo, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray | None]]:
     """Yield ``(index, RGB uint8 array)`` for each wanted frame in increasing order; the array is None
     for a frame that cannot be decoded (a damaged part of the file). Indices past the end yield None.
     """
-    import av
-
-    wanted = sorted(set(indices))
-    with _open(info.path) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1  # parallelism comes from worker processes; threads would only compete
-        decoder, position = None, None
-        for index in wanted:
-            if index >= info.n_frames:
-                yield index, None
-                continue
-            target = info.pts[index]
-            next_key = bisect.bisect_right(info.keyframes, position) if position is not None else 0
-            if decoder is None or target <= position or (
-                    next_key < len(info.keyframes) and info.keyframes[next_key] <= target):
-                try:
-                    container.seek(target, stream=stream, backward=True, any_frame=False)
-                except av.error.FFmpegError:
-                    container.seek(0, stream=stream)
-                decoder = container.decode(stream)
-            found = None
-            try:
-                for frame in decoder:
-                    position = frame.pts
-                    if position is None or position >= target:
-                        found = frame if position == target else None
-                        break
-            except av.error.FFmpegError:
-                decoder = None  # re-seek for the next frame: the decoder state is unknown
-            if found is None and position is not None and position > target:
-                decoder = None  # overshot (a frame missing from the stream): seek afresh next time
+    reader = _Reader(info)
+    try:
+        for index in sorted(set(indices)):
+            found = reader.frame(info.pts[index]) if index < info.n_frames else None
             yield index, None if found is None else _rgb(found)
+    finally:
+        reader.close()
