@@ -238,9 +238,11 @@ def test_a_run_killed_for_real_resumes_where_it_stopped(tmp_path):
     process.wait()
     before = {p.name for p in (out / ".faces/done/real").glob("*.json")}
     assert before  # at least one video finished before the kill
+    # The report written when the run started says that it did not finish.
+    assert report_of(out)["planned"] == 4 and report_of(out)["pending"] == [f"real/{n}.mp4" for n in range(4)]
     summary = extract_faces("uadfv", root, out, Settings(frames=8), workers=0, progress=False)
     assert summary.skipped == len(before) and summary.extracted == 4 - len(before)
-    assert summary.totals["ok"] == 4 and not (out / ".faces/tmp").exists()
+    assert summary.totals["ok"] == 4 and summary.totals["pending"] == 0 and not (out / ".faces/tmp").exists()
     assert all(len(list((out / f"real/frames/{n}").iterdir())) == 8 for n in range(4))
 
 

@@ -5,15 +5,22 @@ written under a temporary name and renamed, so a marker exists only for a finish
 resumed run skips exactly those. ``OUT/faces_report.json`` gathers every marker with the tool,
 detector, video library and settings, and counts everything that was dropped::
 
-    {"format": "forgery-bench faces report", "version": 1, "layout": "ffpp", "video_root": "...",
-     "detector": {"name", "package", "version", "licence", "weights"}, "landmarks": null | {...},
-     "video_library": {"name", "package", "version", "ffmpeg"}, "settings": {...},
+    {"format": "forgery-bench faces report", "version": 2, "layout": "ffpp", "video_root": "...",
+     "planned": 5000, "detector": {"name", "package", "version", "licence", "weights"},
+     "landmarks": null | {...}, "video_library": {"name", "package", "version", "ffmpeg"}, "settings": {...},
      "summary": {"videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
-                 "frames_unreadable", "face_jumps", "mask_unused"},
+                 "frames_unreadable", "face_jumps", "mask_unused", "pending"},
+     "pending": [video, ...],
      "videos": [{"video", "frames_dir", "mask", "status": "ok" | "failed" | "no_face", "error",
                  "n_frames", "sampled", "written", "short", "no_face": [frame, ...],
                  "unreadable": [...], "jumps": [...], "mask_unused": [...],
                  "boxes": [[frame, x0, y0, x1, y1, score], ...], "seconds"[, "mask_error"]}, ...]}
+
+``planned`` counts the videos of the layout found under the video root; ``videos`` lists those
+finished (ok, failed or without a face) and ``pending`` the others: the report is written when a run
+starts (every video it will do pending) and again when it stops, so an interrupted or killed run
+leaves a report that says how many videos were never extracted. Version 1 reports (before
+``planned`` and ``pending``) are read as complete.
 
 Frame numbers are indices in the video (the PNG names); boxes are the kept face in the video's
 pixels before the ``scale`` enlargement; ``mask_unused`` lists frames where a video with a mask
@@ -32,9 +39,9 @@ from bench.errors import DataError
 
 REPORT_NAME = "faces_report.json"
 FORMAT = "forgery-bench faces report"
-VERSION = 1
+VERSION = 2
 SUMMARY_KEYS = ("videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
-                "frames_unreadable", "face_jumps", "mask_unused")
+                "frames_unreadable", "face_jumps", "mask_unused", "pending")
 
 
 def write_json(path: Path, data: Any, text: str | None = None) -> None:
@@ -64,8 +71,8 @@ def load_markers(out: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def summarise(records: list[dict[str, Any]]) -> dict[str, int]:
-    """Counts of videos by outcome and of dropped or flagged frames."""
+def summarise(records: list[dict[str, Any]], pending: int = 0) -> dict[str, int]:
+    """Counts of videos by outcome and of dropped or flagged frames, and of ``pending`` videos not yet finished."""
     return {
         "videos": len(records),
         "ok": sum(r["status"] == "ok" for r in records),
@@ -77,13 +84,16 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, int]:
         "frames_unreadable": sum(len(r["unreadable"]) for r in records),
         "face_jumps": sum(len(r["jumps"]) for r in records),
         "mask_unused": sum(len(r["mask_unused"]) for r in records),
+        "pending": pending,
     }
 
 
-def write_report(out: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> Path:
-    """Write ``OUT/faces_report.json`` from the header and the records; returns its path."""
+def write_report(out: Path, header: dict[str, Any], records: list[dict[str, Any]], pending: list[str]) -> Path:
+    """Write ``OUT/faces_report.json`` from the header (with ``planned``), the finished videos' records and the
+    planned videos not finished (``pending``); returns its path."""
     records = sorted(records, key=lambda r: r["video"])
-    head = json.dumps({"format": FORMAT, "version": VERSION, **header, "summary": summarise(records)}, indent=1)
+    head = json.dumps({"format": FORMAT, "version": VERSION, **header, "summary": summarise(records, len(pending)),
+                       "pending": sorted(pending)}, indent=1)
     # Readable at a glance and still small for tens of thousands of videos: the header indented, one line per video.
     videos = ",\n".join(json.dumps(r) for r in records)
     path = out / REPORT_NAME
@@ -105,19 +115,29 @@ def read_report(directory: Path) -> dict[str, Any] | None:
     return data
 
 
+def incomplete(pending: int, planned: int) -> str:
+    """The words that say an extraction is unfinished (shared by the report's summary, the command and its error)."""
+    return (f"INCOMPLETE: {pending} of {planned} planned videos not extracted (the run was interrupted or killed); "
+            "run the same bench data faces command again to extract only those")
+
+
 def describe(directory: Path, limit: int = 3) -> list[str]:
-    """One line summarising the faces report in ``directory`` and one per failed video (up to ``limit``)."""
+    """One line summarising the faces report in ``directory``, then one per failed and per pending (never
+    extracted) video, up to ``limit`` of each."""
     data = read_report(directory)
     if data is None:
         return []
     s, settings = data["summary"], data["settings"]
     detector = data["detector"]
-    lines = [(f"{directory / REPORT_NAME}: {s['videos']} videos, {s['failed']} failed, {s['no_face']} without any "
-             f"face, {s['short']} with fewer than {settings['frames']} frames; {s['frames_written']} frames written, "
-             f"{s['frames_no_face']} without a face, {s['frames_unreadable']} unreadable, {s['face_jumps']} face "
-             f"jumps ({detector['name']} {detector['version']})")]
-    failed = [r for r in data["videos"] if r["status"] == "failed"]
-    lines += [f"  failed: {r['error']}" for r in failed[:limit]]
-    if len(failed) > limit:
-        lines.append(f"  ... and {len(failed) - limit} more failed videos (see the report)")
+    pending = data.get("pending", [])  # absent from version 1 reports
+    state = f"{incomplete(len(pending), data['planned'])}; " if pending else ""
+    lines = [(f"{directory / REPORT_NAME}: {state}{s['videos']} videos, {s['failed']} failed, {s['no_face']} without "
+             f"any face, {s['short']} with fewer than {settings['frames']} frames; {s['frames_written']} frames "
+             f"written, {s['frames_no_face']} without a face, {s['frames_unreadable']} unreadable, {s['face_jumps']} "
+             f"face jumps ({detector['name']} {detector['version']})")]
+    for what, videos in (("failed", [r["error"] for r in data["videos"] if r["status"] == "failed"]),
+                         ("pending", pending)):
+        lines += [f"  {what}: {video}" for video in videos[:limit]]
+        if len(videos) > limit:
+            lines.append(f"  ... and {len(videos) - limit} more {what} videos (see the report)")
     return lines

@@ -15,11 +15,11 @@ from typing import Any
 
 from bench.data.faces.extract import STATE_DIR, Tools, new_record, process_video
 from bench.data.faces.layouts import Job, plan
-from bench.data.faces.report import load_markers, marker_path, summarise, write_json, write_report
+from bench.data.faces.report import incomplete, load_markers, marker_path, summarise, write_json, write_report
 from bench.data.faces.settings import Settings
 from bench.data.faces.video import library
 from bench.data.indexers.ffpp import DFD_PARTS
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 
 _TOOLS: Tools | None = None  # one per worker process, built by _init
 
@@ -33,6 +33,7 @@ class Summary:
     report: Path
     totals: dict[str, int]
     header: dict[str, Any]
+    planned: int = 0  # videos of the layout found under the video root
     extracted: int = 0  # videos processed by this run
     skipped: int = 0  # videos finished by an earlier run
     frames: int = 0  # sampled frames processed by this run
@@ -44,6 +45,18 @@ class Summary:
     @property
     def frames_per_core_second(self) -> float:
         return self.frames / (self.seconds * self.workers) if self.seconds > 0 else 0.0
+
+
+class ExtractionInterrupted(DataError, KeyboardInterrupt):
+    """Ctrl-C stopped an extraction; the report and ``summary`` say how many planned videos are left.
+
+    Still a KeyboardInterrupt for Python callers; a BenchError so that the command ends with one sentence
+    saying what is left and a non-zero status rather than a traceback.
+    """
+
+    def __init__(self, message: str, summary: Summary):
+        super().__init__(message)
+        self.summary = summary
 
 
 def default_workers() -> int:
@@ -158,6 +171,8 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
     ``workers`` processes run in parallel (default: one per core; 0 runs in this process).
     Videos finished by an earlier run into the same ``out`` are skipped; failed ones are retried.
     Configuration problems raise before any video is read; bad videos are recorded, never raised.
+    The report is written before the first video and again at the end; a run stopped early (Ctrl-C raises
+    :class:`ExtractionInterrupted`, anything else is re-raised with a note) lists the videos left as pending.
     """
     from tqdm.auto import tqdm
 
@@ -174,10 +189,15 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, {"layout": layout, "options": options, "settings": asdict(settings)})
     _copy_metadata(video_root, out, found.metadata)
-    records = load_markers(out)
-    todo = [j for j in found.jobs if not _finished(out, j, records.get(j.video))]
+    header["planned"] = len(found.jobs)
+    markers = load_markers(out)
+    todo = [j for j in found.jobs if not _finished(out, j, markers.get(j.video))]
+    # The report counts what earlier runs finished and what this one finishes; the rest of the plan is pending.
+    redo = {j.video for j in todo}
+    records = {j.video: markers[j.video] for j in found.jobs if j.video not in redo}
     workers = default_workers() if workers is None else workers
-    summary = Summary(layout, out, out / "faces_report.json", {}, header, skipped=len(found.jobs) - len(todo),
+    summary = Summary(layout, out, out / "faces_report.json", {}, header, planned=len(found.jobs),
+                      skipped=len(found.jobs) - len(todo),
                       workers=max(1, min(workers, len(todo))), missing=found.missing, index=_index_layouts(layout, found))
     bar = tqdm(total=len(todo), unit="video", desc="faces", disable=not progress)
     failed = 0
@@ -193,27 +213,48 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
         bar.update()
         bar.set_postfix(failed=failed)
 
+    def report() -> None:
+        pending = [j.video for j in found.jobs if j.video not in records]
+        summary.report = write_report(out, header, list(records.values()), pending)
+        summary.totals = summarise(list(records.values()), len(pending))
+
+    report()  # before any work: what a killed run leaves says that every video it was to do is pending
     try:
         if workers == 0 or len(todo) <= 1:
             for job in todo:
                 finished(process_video(job, video_root, out, tools))
         else:
             _in_pool(todo, (video_root, out), settings, summary.workers, finished)
+    except BaseException as err:  # noqa: BLE001 - always re-raised by _stopped, after the report is written
+        _stopped(summary, err, report)
+    else:
+        report()
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
-        final = [records[j.video] for j in found.jobs if j.video in records]
-        summary.report = write_report(out, header, final)
-        summary.totals = summarise(final)
         shutil.rmtree(out / STATE_DIR / "tmp", ignore_errors=True)
     return summary
+
+
+def _stopped(summary: Summary, err: BaseException, report: Callable[[], None]) -> None:
+    """Write the report of a run stopped by ``err`` and raise: ExtractionInterrupted for Ctrl-C, else ``err`` noted
+    with what is left."""
+    report()
+    left = (f"{summary.totals['pending']} of {summary.planned} planned videos are not extracted; {summary.report} "
+            "lists them under pending, and the same command again extracts only those")
+    if isinstance(err, KeyboardInterrupt) and not isinstance(err, ExtractionInterrupted):
+        raise ExtractionInterrupted(f"bench data faces was interrupted: {left} (kept: {summary.totals['videos']} "
+                                    f"finished videos, {summary.totals['failed']} of them failed).", summary) from err
+    err.add_note(f"bench data faces stopped: {left}.")
+    raise err
 
 
 def format_summary(summary: Summary) -> str:
     """The command's closing lines: what was extracted and dropped, speed, tools, and what to run next."""
     t, h = summary.totals, summary.header
     d, v = h["detector"], h["video_library"]
-    lines = [
+    lines = [f"faces: {incomplete(t['pending'], summary.planned)}"] if t["pending"] else []
+    lines += [
         (f"faces: {t['videos']} videos in {summary.out} ({summary.extracted} processed now, {summary.skipped} done "
         f"before); {t['failed']} failed, {t['no_face']} without any face, {t['short']} with fewer than "
         f"{h['settings']['frames']} frames"),
@@ -229,5 +270,6 @@ def format_summary(summary: Summary) -> str:
     if summary.missing:
         lines.append(f"note: {summary.out} lacks {', '.join(summary.missing)}, which bench data index "
                      f"{summary.layout} reads; see docs/datasets.md for where to get it.")
-    lines.append("next: " + " && ".join(f"bench data index {layout} {summary.out}" for layout in summary.index))
+    then = " && ".join(f"bench data index {layout} {summary.out}" for layout in summary.index)
+    lines.append(f"next: the same bench data faces command, then {then}" if t["pending"] else f"next: {then}")
     return "\n".join(lines)
