@@ -7,6 +7,7 @@ checked before the first expensive step; the run directory is marked INCOMPLETE 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -24,7 +25,7 @@ from bench.factory import resolve_detector
 from bench.metrics import check_two_classes, compute_metrics
 from bench.protocol import Perturb, check_select, load_protocol
 from bench.provenance import command_line
-from bench.results import finish_run, new_run_dir, now_iso, open_run_dir
+from bench.results import finish_run, new_run_dir, now_iso, open_run_dir, resumable_run_dir
 from bench.runner import Runner, RunnerOptions
 from bench.training import STATE_DIR
 
@@ -49,28 +50,33 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     interrupted run directory (the other arguments must be the ones it was started with).
     """
     started, t0 = now_iso(), time.perf_counter()
-    opts = opts or RunnerOptions()
-    arguments = {"protocol": str(protocol), "detector": detector, "seed": seed, "overrides": overrides or {},
-                 "data_root": str(data_root) if data_root else None, "limit": limit, "check_images": check_images,
-                 "eval_only": eval_only, "checkpoint": str(checkpoint) if checkpoint else None,
+    opts = dataclasses.replace(opts or RunnerOptions())  # this run's copy: the caller's is never changed
+    arguments = {"protocol": _absolute(protocol) if str(protocol).endswith((".yaml", ".yml")) else str(protocol), "detector": detector, "seed": seed, "overrides": overrides or {},
+                 "data_root": _absolute(data_root_from(data_root)), "limit": limit, "check_images": check_images,
+                 "eval_only": eval_only, "checkpoint": _absolute(checkpoint),
                  "perturb": perturb.model_dump(exclude_none=True) if perturb else None,
-                 "batch_size": opts.batch_size, "max_steps": opts.max_steps, "skip_bad_images": opts.skip_bad_images}
+                 "runner": {k: v for k, v in dataclasses.asdict(opts).items() if k != "skip"}}
     proto = load_protocol(protocol)                                              # 1. protocol
     spec = resolve_detector(detector, overrides, proto.detector_defaults)       # 2. detector settings
     select = check_select(getattr(spec.config, "select", None) or proto.val.select)
     if eval_only and checkpoint is None:
         raise ConfigError("--eval-only needs --checkpoint PATH (a run directory or a weights file).")
+    if opts.decode == "gpu" and not spec.cls.tensor_input:
+        raise ConfigError(f"--decode gpu hands the transform uint8 tensors, but detector {detector!r} takes PIL "
+                          f"images (tensor_input is False); use --decode cpu.")
     check_writable(Path(out_dir))
     runner = Runner(opts, seed, detector)                                       # 3. hardware
+    arguments["runner"]["precision"] = runner.precision  # as resolved (the launcher's, if any): resumes keep it
     sources = build_sources(proto, data_root_from(data_root))                   # 4. data (cheap checks)
     splits = resolve_all(proto, sources, limit, perturb)
     for key, split in splits.items():  # training, selection and AUC all need both classes
         check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")
-    opts.skip = check_files(splits, full=check_images, skip=opts.skip_bad_images)
-    runner.absent.update({k: set(v) for k, v in opts.skip.items()})
+    opts.skip = check_files(splits, full=check_images, skip=opts.skip_bad_images, runner=runner)
+    runner.ledger.absent.update({k: set(v) for k, v in opts.skip.items()})
+    command = resumable_run_dir(Path(resume))["command"] if resume is not None else command_line()
     run_dir = _start(runner, out_dir, proto.name, detector, seed, run_name, resume,  # 5. run directory
                      {"arguments": arguments, "protocol": proto.model_dump(mode="json"), "detector": spec.info(),
-                      "data_root": str(data_root_from(data_root) or ""), "command": command_line()})
+                      "data_root": str(data_root_from(data_root) or ""), "command": command})
     try:
         det = spec.build()                                                      # 6. detector (contract checked)
         meta = load_weights(det, spec, checkpoint)
@@ -84,13 +90,14 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     except BenchError:
         _discard_if_unstarted(runner, run_dir, resume)
         raise
-    absent, conversions = runner.merged_records()
+    absent, conversions = runner.ledger.merged()
     timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 9. results (main process)
               "predict_seconds": round(time.perf_counter() - fit_start - fit_seconds, 2),
               "total_seconds": round(time.perf_counter() - t0, 2)}
     result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed, selection=selection,
                              metrics=metrics, splits=splits, runner=runner, timing=timing, absent=absent,
-                             conversions=conversions, arguments={**arguments, "resumed": resume is not None})
+                             conversions=conversions,
+                             arguments={**arguments, "resumed": resume is not None, "command": command})
     if runner.is_main:
         finish_run(run_dir, result, runner.log, predictions,
                    lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"])))
@@ -161,21 +168,21 @@ def splits_by_name(splits: dict[str, ResolvedSplit]) -> dict[str, ResolvedSplit]
     return {s.name: s for s in splits.values()}
 
 
-def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool) -> dict[str, set[int]]:
+def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool, runner: Runner | None = None
+                ) -> dict[str, set[int]]:
     """Check every file before the run: cheap checks, or a full decode with ``full``.
 
-    Stop with the list of bad files unless ``skip`` (then return the rows to leave out).
+    The main process checks and the others receive its findings (one pass over the files, not one
+    per process). Stops with the list of bad files unless ``skip`` (then returns the rows to leave out).
     """
-    bad: dict[str, set[int]] = {}
-    listing: list[str] = []
-    for split in splits.values():
-        for source_name, source in split.sources.items():
-            rows = split.table.index[split.table["source"] == source_name]
-            check = source.find_bad_images if full else source.check_cheap
-            for item_id, reason in check(split.table.loc[rows]):
-                row = int(rows[split.table.loc[rows, "id"].tolist().index(item_id)])
-                bad.setdefault(split.name, set()).add(row)
-                listing.append(reason)
+    from accelerate.utils import broadcast_object_list
+
+    found: list = [None]
+    if runner is None or runner.is_main:
+        found[0] = _bad_files(splits, full)
+    if runner is not None and runner.accelerator.num_processes > 1:
+        broadcast_object_list(found)
+    bad, listing = found[0]
     if listing and not skip:
         shown = "; ".join(listing[:10]) + (f"; and {len(listing) - 10} more" if len(listing) > 10 else "")
         raise ImageError(f"{len(listing)} image file(s) cannot be used: {shown}. Fix or remove them, or pass "
@@ -185,3 +192,26 @@ def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool) -> dic
         if len(rows) == len(split.table):
             raise DataError(f"Every image of split {name!r} is unreadable; nothing is left to use.")
     return bad
+
+
+def _bad_files(splits: dict[str, ResolvedSplit], full: bool) -> tuple[dict[str, set[int]], list[str]]:
+    bad: dict[str, set[int]] = {}
+    listing: list[str] = []
+    for split in splits.values():
+        table = split.table
+        for source_name, source in split.sources.items():
+            rows = table.index[table["source"] == source_name]
+            row_of = dict(zip(table.loc[rows, "id"].tolist(), rows.tolist()))
+            check = source.find_bad_images if full else source.check_cheap
+            for item_id, reason in check(table.loc[rows]):
+                bad.setdefault(split.name, set()).add(int(row_of[item_id]))
+                listing.append(reason)
+    return bad, listing
+
+
+def _absolute(path) -> str | None:
+    """An absolute path for a file argument (so a resumed run finds it from anywhere); names stay names."""
+    if path is None:
+        return None
+    text = str(path)
+    return str(Path(text).expanduser().resolve()) if Path(text).expanduser().exists() else text

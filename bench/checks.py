@@ -95,9 +95,10 @@ def require_finite(values: np.ndarray, ids: Sequence[str], absent: set[int], det
 class LossGuard:
     """Stops training at the first non-finite or diverged loss, naming the step and what to look at."""
 
-    def __init__(self, detector: str):
+    def __init__(self, detector: str, first: float | None = None):
         self.detector = detector
-        self.first: float | None = None
+        #: The first step's loss (restored on resume, so divergence is judged against the same start).
+        self.first: float | None = first
 
     def check(self, step: int, out: Mapping[str, Any]) -> None:
         """Raise :class:`DetectorError` if the logged ``loss`` of ``step`` is non-finite or diverged."""

@@ -50,8 +50,12 @@ class FeatureStore:
             self._identity[id(detector)] = detector.feature_identity() if detector.fits_features else None
         return self._identity[id(detector)]
 
-    def lookup(self, detector, split, transform) -> tuple[Lookup, Wanted]:
-        """The cached features of ``split``'s rows (a miss for every row when keys are unavailable)."""
+    def lookup(self, detector, split, transform, accelerator=None, decode: str = "cpu") -> tuple[Lookup, Wanted]:
+        """The cached features of ``split``'s rows, as every process of the run agrees on them.
+
+        Processes look up on their own; a row counts as found only when every process found it
+        (another writer may land between two lookups), so all of them load the same rows.
+        """
         from bench.data.decode import DECODE_VERSION
 
         identity = self.identity(detector)
@@ -59,25 +63,30 @@ class FeatureStore:
             return Lookup(None, torch.zeros(len(split.table), dtype=torch.bool)), Wanted("", "", [])
         keys = item_keys(split)
         parts = {**identity, "detector": f"{type(detector).__module__}.{type(detector).__qualname__}",
-                 "transform": repr(transform), "tensor_input": bool(detector.tensor_input),
-                 "decode_version": DECODE_VERSION, "precision": self.precision}
+                 "detector_version": str(type(detector).version), "transform": repr(transform),
+                 "tensor_input": bool(detector.tensor_input), "decode": decode, "decode_version": DECODE_VERSION,
+                 "precision": self.precision, "libraries": _library_versions()}
         wanted = Wanted(self.cache.namespace(parts), self.cache.namespace({**parts, "what": "conversion codes"}),
                         keys)
         found = self.cache.lookup(wanted.namespace, keys, split=split.name)
+        codes = None
         if found.features is not None:
             codes = self.cache.lookup(wanted.codes_namespace, keys, split=split.name + _CODES)
-            if codes.features is not None:
-                rows = torch.nonzero(codes.found & found.found).flatten().tolist()
-                wanted.codes = {r: int(codes.features[r, 0]) for r in rows}
-            # Features without their conversion record are recomputed, so the record stays whole.
-            found = Lookup(found.features, found.found & codes.found)
-        return found, wanted
+        mask = found.found & (codes.found if codes is not None and codes.features is not None else False)
+        if accelerator is not None and accelerator.num_processes > 1:
+            agreed = accelerator.reduce(mask.to(accelerator.device, torch.int32), reduction="sum").cpu()
+            mask = agreed == accelerator.num_processes
+        if mask.any():
+            rows = torch.nonzero(mask).flatten().tolist()
+            wanted.codes = {r: int(codes.features[r, 0]) for r in rows}
+        return Lookup(found.features if mask.any() else None, mask), wanted
 
-    def store(self, wanted: Wanted, split, feats: torch.Tensor, conversions: dict[int, int], is_main: bool) -> None:
-        """Store the finite rows of ``feats`` (main process only) with their conversion codes."""
+    def store(self, wanted: Wanted, feats: torch.Tensor, computed: torch.Tensor, conversions: dict[int, int],
+              is_main: bool) -> None:
+        """Store the finite rows this run computed (``computed`` mask; main process only) with their codes."""
         if not wanted.keys or not is_main:
             return
-        rows = torch.nonzero(torch.isfinite(feats).all(dim=1)).flatten().tolist()
+        rows = torch.nonzero(computed & torch.isfinite(feats).all(dim=1)).flatten().tolist()
         if not rows:
             return
         keys = [wanted.keys[r] for r in rows]
@@ -92,14 +101,30 @@ class FeatureStore:
                 "misses": sum(v["misses"] for v in splits.values()), "splits": splits}
 
 
+def _library_versions() -> dict[str, str | None]:
+    """Versions of the code that computes features: a changed library may change them."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("torch", "torchvision", "timm", "open_clip_torch", "forgery-bench"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def item_keys(split) -> list[str]:
-    """One identity/content key per row of ``split`` (its source's key, plus the row's perturbations)."""
+    """One identity/content key per row of ``split``: the source's key (relative path, size, mtime for
+    files) under the source's absolute file root, plus the row's perturbations."""
     table = split.table
     keys: list[str | None] = [None] * len(table)
+    names = table["source"].tolist()
     for name, source in split.sources.items():
-        rows = [i for i, s in enumerate(table["source"].tolist()) if s == name]
-        sub = table.iloc[rows]
-        for row, key in zip(rows, source.item_keys(sub)):
-            keys[row] = f"{name}|{key}"
+        rows = [i for i, s in enumerate(names) if s == name]
+        root = source.file_root() if hasattr(source, "file_root") else None
+        prefix = f"{name}|{root.resolve() if root is not None else '-'}"
+        for row, key in zip(rows, source.item_keys(table.iloc[rows])):
+            keys[row] = f"{prefix}|{key}"
     ops = table["ops"].tolist() if "ops" in table else [()] * len(table)
     return [f"{k}|{tuple(o)!r}" if o else str(k) for k, o in zip(keys, ops)]

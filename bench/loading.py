@@ -99,8 +99,11 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     """
     sampler = EpochSampler(len(dataset), seed, shuffle, stream)
     extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
+    # A generator of its own: otherwise every pass draws the workers' base seed from the global RNG,
+    # so training randomness (dropout) would depend on the worker count.
+    generator = torch.Generator().manual_seed(zlib.crc32(f"loader/{seed}/{stream}".encode()))
     return DataLoader(EpochView(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      drop_last=shuffle, pin_memory=pin_memory, collate_fn=collate_fn, **extra)
+                      drop_last=shuffle, pin_memory=pin_memory, collate_fn=collate_fn, generator=generator, **extra)
 
 
 class Batches:
@@ -111,6 +114,12 @@ class Batches:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select ``epoch``'s order and augmentation. Set on the prepared loader: accelerate re-sets its
+        sampler's epoch from the loader's own pass count at every pass, so a sampler set alone
+        would be overwritten (and a resumed run would replay epoch 0)."""
+        self.loader.set_epoch(epoch)
 
     def __iter__(self):
         try:

@@ -45,7 +45,7 @@ def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: 
                    "feature_cache": runner.cache.report() if runner.cache is not None else {"enabled": False}},
         "env": environment(str(runner.accelerator.device), runner.accelerator.num_processes, runner.precision),
         "timing": {**timing, "finished_at": now_iso()},
-        "command": command_line(),
+        "command": arguments.get("command") or command_line(),
     }
 
 

@@ -48,19 +48,23 @@ def reproduce(path: Path, out_dir: Path | None = None, data_root: str | None = N
 
     stored = load_result(path)
     runner = stored.get("runner", {})
-    if runner.get("eval_only"):
-        raise BenchError(f"{path} is an eval-only run of outside weights; reproduce it with `bench run --eval-only "
-                         f"--checkpoint` and the same weights file.")
+    if runner.get("eval_only") or runner.get("checkpoint"):
+        what = "an eval-only run of outside weights" if runner.get("eval_only") else "a warm start from a checkpoint"
+        raise BenchError(f"{path} is {what}; reproduce it with `bench run --checkpoint` and the same weights file "
+                         f"({runner.get('checkpoint')}), since the weights are not part of the result.")
     proto = load_protocol(_protocol_source(Path(path), stored))
     if proto.sha256() != stored["protocol"]["sha256"]:
         raise BenchError(f"Protocol {proto.name} changed since {path} was made (sha256 "
                          f"{stored['protocol']['sha256'][:12]} vs {proto.sha256()[:12]} now); it cannot be re-run as it was.")
     perturb = runner.get("perturb")
     opts = RunnerOptions(batch_size=runner.get("batch_size", 64), max_steps=runner.get("max_steps"),
-                         skip_bad_images=bool(runner.get("skip_bad_images")))
+                         skip_bad_images=bool(runner.get("skip_bad_images")), precision=runner.get("precision"),
+                         threads=runner.get("threads"),
+                         cache=bool((runner.get("feature_cache") or {"enabled": True}).get("enabled", True)))
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="bench-reproduce-"))
-    new = run(_protocol_source(Path(path), stored), stored["detector"]["name"], seed=stored["seed"], overrides=stored["detector"]["config"],
-              data_root=data_root, out_dir=out, opts=opts, limit=runner.get("limit"),
+    new = run(_protocol_source(Path(path), stored), stored["detector"]["name"], seed=stored["seed"],
+              overrides=stored["detector"]["config"], data_root=data_root, out_dir=out, opts=opts,
+              limit=runner.get("limit"), check_images=bool(runner.get("check_images")),
               perturb=Perturb(**perturb) if perturb else None)
     if new["detector"]["config_sha256"] != stored["detector"]["config_sha256"]:
         raise BenchError(f"The detector config of {path} cannot be rebuilt by this code (hash "

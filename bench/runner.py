@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
+from accelerate.state import AcceleratorState
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from bench import training
@@ -28,6 +29,7 @@ from bench.data.splits import ResolvedSplit
 from bench.detector import Detector, FeatureSet
 from bench.errors import ConfigError
 from bench.feature_store import FeatureStore
+from bench.ledger import Ledger
 from bench.loading import Batches, EpochSampler, make_loader, resolve_workers
 from bench.metrics import compute_metrics
 
@@ -83,6 +85,9 @@ class Runner:
             torch.set_num_threads(opts.threads)
         use_cpu = opts.cpu or not torch.cuda.is_available()
         self.precision = resolve_precision(opts.precision, use_cpu)
+        # Accelerate keeps one state per process; a second run in the same process (the Python API, a
+        # sweep) may use another precision, so the state is renewed (the distributed setup is kept).
+        AcceleratorState._reset_state(reset_partial_state=False)
         # cpu=True matters for multi-process CPU runs: without it each process silently runs alone.
         self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=self.precision,
                                        dataloader_config=DataLoaderConfiguration(split_batches=True,
@@ -100,10 +105,9 @@ class Runner:
         self.started = time.perf_counter()
         set_seed(seed)
         self.log: list[dict[str, Any]] = []
-        #: Rows left out per split (decode failures during the run, with --skip-bad-images).
-        self.absent: dict[str, set[int]] = {k: set(v) for k, v in opts.skip.items()}
-        #: Conversion code per decoded row per split (0 = none; bench.data.base.CONVERSIONS).
-        self.conversions: dict[str, dict[int, int]] = {}
+        #: Rows without a score and decode conversions per split (see bench.ledger).
+        self.ledger = Ledger(self.accelerator, opts.skip_bad_images, opts.skip)
+        resolve_workers(opts.workers, 1, 0)  # a malformed --workers fails now, before any data is read
         self.workers_used: dict[str, int] = {}
         #: Frozen features shared across runs (None with --no-cache); see bench.feature_store.
         self.cache = FeatureStore(self.precision) if opts.cache else None
@@ -128,10 +132,11 @@ class Runner:
         if train and not detector.uses_train_fakes:
             skip |= set(np.flatnonzero(split.table["label"].to_numpy() == 1).tolist())
         decode = "cpu" if builder is not None else self.opts.decode
+        # Decode failures come back as valid=False and are settled by the ledger on every process.
         dataset = RawDataset(split, transform, skip, seed=self.seed, tensor_input=detector.tensor_input,
-                             skip_bad=self.opts.skip_bad_images, sample_builder=builder, decode=decode)
-        workers = resolve_workers(self.opts.workers, self.accelerator.state.num_processes,
-                                  len(dataset) // self.opts.batch_size)
+                             skip_bad=True, sample_builder=builder, decode=decode)
+        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", self.accelerator.num_processes))
+        workers = resolve_workers(self.opts.workers, per_machine, len(dataset) // self.opts.batch_size)
         self.workers_used[split.name] = workers
         collate = collate_samples if builder is not None else collate_encoded if decode == "gpu" else None
         loader = make_loader(dataset, self.opts.batch_size, shuffle=train if shuffle is None else shuffle,
@@ -144,49 +149,37 @@ class Runner:
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True,
                     disable=not self.accelerator.is_local_main_process)
 
-    def record(self, split: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Note decode failures and conversions of a batch; return the batch without failed images."""
-        index = batch["index"].cpu().tolist()
-        if "conversion" in batch:
-            seen = self.conversions.setdefault(split, {})
-            seen.update(zip(index, batch["conversion"].cpu().tolist()))
-        valid = batch.get("valid")
-        if valid is None or bool(valid.all()):
-            return batch
-        self.absent.setdefault(split, set()).update(i for i, ok in zip(index, valid.cpu().tolist()) if not ok)
-        return {k: v[valid] if isinstance(v, torch.Tensor) and len(v) == len(valid) else v for k, v in batch.items()}
-
-    def merged_records(self) -> tuple[dict[str, set[int]], dict[str, dict[int, int]]]:
-        """Absent rows and conversions of every process (call on all processes)."""
-        absent: dict[str, set[int]] = {}
-        conversions: dict[str, dict[int, int]] = {}
-        for part_absent, part_conv in gather_object([(self.absent, self.conversions)]):
-            for k, v in part_absent.items():
-                absent.setdefault(k, set()).update(v)
-            for k, v in part_conv.items():
-                conversions.setdefault(k, {}).update(v)
-        return absent, conversions
+    @property
+    def absent(self) -> dict[str, set[int]]:
+        """Rows of each split without a score (this process's view; merged at the end of the run)."""
+        return self.ledger.absent
 
     # -- prediction -------------------------------------------------------------------------------
-    def _scores(self, model, loader, split: ResolvedSplit, desc: str, fn=None) -> torch.Tensor:
-        """Run ``fn`` (default: the model) over a prepared loader; gather outputs in table order."""
+    def _scores(self, model, loader: Batches, split: ResolvedSplit, desc: str, fn=None,
+                width: int | None = None) -> torch.Tensor:
+        """Run ``fn`` (default: the model) over a prepared loader; gather outputs in table order.
+
+        ``fn`` runs under the run's precision (autocast) like the prepared model; rows the loader
+        does not yield stay NaN ([N] scores, or [N, width] features).
+        """
         fn = fn or model
         n = len(split.table)
-        out: torch.Tensor | None = None
+        out = torch.full((n,) if width is None else (n, width), float("nan"))
         model.eval()
         with torch.inference_mode():
             for batch in self._bar(loader, desc):
-                values = fn(batch["image"]).float()
+                with self.accelerator.autocast():
+                    values = fn(batch["image"]).float()
                 valid = batch.get("valid", torch.ones(len(values), dtype=torch.bool, device=values.device))
                 conv = batch.get("conversion", torch.zeros(len(values), dtype=torch.long, device=values.device))
                 values, index, valid, conv = self.accelerator.gather_for_metrics(
                     (values, batch["index"], valid, conv))
-                self.record(split.name, {"index": index, "valid": valid, "conversion": conv})
-                if out is None:
+                self.ledger.note(split, index, valid, conv, loader.dataset.describe)
+                if out.ndim != values.ndim:
                     out = torch.full((n, *values.shape[1:]), float("nan"))
                 out[index.cpu()] = torch.where(valid.cpu().view(-1, *[1] * (values.ndim - 1)), values.cpu(),
                                                torch.tensor(float("nan")))
-        return out if out is not None else torch.full((n,), float("nan"))
+        return out
 
     def _checked(self, values: torch.Tensor, split: ResolvedSplit, what: str) -> np.ndarray:
         array = values.numpy()
@@ -201,8 +194,9 @@ class Runner:
         """
         if self.cache is not None and detector.fits_features and self.cache.serves(detector):
             feats = self._features(detector, split)
-            with torch.inference_mode():
-                scores = detector.classify_features(feats.to(self.accelerator.device)).float().cpu()
+            device = next(detector.parameters()).device  # never moved when every feature came from the cache
+            with torch.inference_mode(), self.accelerator.autocast():  # the precision forward() runs in
+                scores = detector.classify_features(feats.to(device)).float().cpu()
             return self._checked(scores, split, "scores")
         model = self.accelerator.prepare_model(detector, evaluation_mode=True)
         loader, _ = self.loader(split, detector, train=False)
@@ -235,22 +229,26 @@ class Runner:
     def _features(self, detector: Detector, split: ResolvedSplit) -> torch.Tensor:
         """[N, D] features in table order (NaN rows for skipped images), from the cache where it has them."""
         transform = detector.transform(train=False)
-        found, wanted = None, None
-        if self.cache is not None:
-            found, wanted = self.cache.lookup(detector, split, transform)
-            self.conversions.setdefault(split.name, {}).update(wanted.codes)
-            if found.complete:
-                return self._checked_tensor(found.features, split)
+        skipped = set(self.absent.get(split.name, ()))
+        found, wanted = (self.cache.lookup(detector, split, transform, self.accelerator, self.opts.decode)
+                         if self.cache is not None else (None, None))
+        hits = set() if found is None else {i for i, hit in enumerate(found.found.tolist()) if hit}
+        if found is not None:
+            self.ledger.conversions.setdefault(split.name, {}).update(wanted.codes)
+            if hits | skipped >= set(range(len(split.table))):  # nothing left to compute
+                feats = found.features.clone()
+                feats[sorted(skipped - hits)] = float("nan")
+                return self._checked_tensor(feats, split)
         model = self.accelerator.prepare_model(detector, evaluation_mode=True)
-        skip = set(self.opts.skip.get(split.name, ()))
+        loader, _ = self.loader(split, detector, train=False, skip=skipped | hits)
+        width = found.features.shape[1] if found is not None and found.features is not None else None
+        feats = self._scores(model, loader, split, f"features {split.name}", fn=detector.features, width=width)
         if found is not None:
-            skip |= {i for i, hit in enumerate(found.found.tolist()) if hit}
-        loader, _ = self.loader(split, detector, train=False, skip=skip)
-        feats = self._scores(model, loader, split, f"features {split.name}", fn=detector.features)
-        if found is not None and found.features is not None:
-            feats = torch.where(found.found[:, None], found.features, feats)
-        if found is not None:
-            self.cache.store(wanted, split, feats, self.conversions.get(split.name, {}), self.is_main)
+            computed = torch.ones(len(feats), dtype=torch.bool)
+            computed[sorted(hits)] = False
+            if found.features is not None:
+                feats = torch.where(found.found[:, None], found.features, feats)
+            self.cache.store(wanted, feats, computed, self.ledger.conversions.get(split.name, {}), self.is_main)
         return self._checked_tensor(feats, split)
 
     def _checked_tensor(self, feats: torch.Tensor, split: ResolvedSplit) -> torch.Tensor:

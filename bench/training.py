@@ -57,25 +57,29 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
         progress = saved
     else:
         warm_up(runner, detector, train, ctx)
-    guard = LossGuard(runner.name)
+    guard = LossGuard(runner.name, progress.get("first_loss"))
     step, history, best = progress["step"], progress["history"], progress["best"]
     for epoch in range(progress["epoch"], epochs):
         if step >= total:
             break
         model.train()
-        sampler.set_epoch(epoch)
+        train_loader.set_epoch(epoch)  # the prepared loader's epoch: accelerate re-sets the sampler from it
         for batch in runner._bar(train_loader, f"epoch {epoch + 1}/{epochs}"):
-            batch = runner.record(train.name, batch)
+            batch = runner.ledger.training_batch(train, batch, train_loader.dataset.describe)
+            if batch is None:  # a process's slice had no decodable image: every process skips the step
+                runner.log.append({"event": "skipped_step", "epoch": epoch, "step": step})
+                continue
             ctx.step = step
             out = detector.train_step(batch, ctx)
             if scheduler is not None:
                 scheduler.step()
             step += 1
-            guard.check(step, out)
+            values = numbers(out)
+            guard.check(step, values)
             if step == 1:
                 runner.log.append({"event": "first_step", "unix_time": round(time.time(), 3),
                                    "seconds_since_runner": round(time.perf_counter() - runner.started, 3)})
-            runner.log.append({"epoch": epoch, "step": step, **{k: float(v) for k, v in out.items()}})
+            runner.log.append({"epoch": epoch, "step": step, **values})
             if step >= total:
                 break
         val_metrics = runner.val_metrics(model, val_loader, val, names)
@@ -89,7 +93,7 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
                 best = {"value": value, "epoch": epoch, "step": step, "state": _snapshot(detector)}
         if run_dir is not None:
             save_state(run_dir, runner, detector, optimizer, scheduler,
-                       {"epoch": epoch + 1, "step": step, "history": history, "best": best})
+                       {"epoch": epoch + 1, "step": step, "history": history, "best": best, "first_loss": guard.first})
     if metric is not None:
         detector.load_state_dict(best.pop("state"), strict=False)
         chosen = next(h for h in history if h["epoch"] == best["epoch"])
@@ -109,18 +113,33 @@ def warm_up(runner: Runner, detector: Detector, train: ResolvedSplit, ctx: StepC
     wanted = int(detector.warmup_batches or 0)
     if wanted <= 0:
         return
-    loader, sampler = runner.loader(train, detector, train=True, stream=1)
+    loader, _ = runner.loader(train, detector, train=True, stream=1)
     ctx.model.train()
     done, epoch = 0, 0
     while done < wanted:
-        sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)
         for batch in runner._bar(loader, "warm-up"):
-            out = detector.warmup_step(runner.record(train.name, batch), ctx)
+            batch = runner.ledger.training_batch(train, batch, loader.dataset.describe)
+            if batch is None:
+                continue
+            out = detector.warmup_step(batch, ctx)
             done += 1
-            runner.log.append({"event": "warmup", "batch": done, **{k: float(v) for k, v in out.items()}})
+            runner.log.append({"event": "warmup", "batch": done, **numbers(out)})
             if done >= wanted:
                 break
         epoch += 1
+
+
+def numbers(out: dict) -> dict[str, float]:
+    """A train step's logged values as floats, with one device synchronisation for all of them."""
+    keys = list(out)
+    if not keys:
+        return {}
+    tensors = [torch.as_tensor(out[k]).detach().float().reshape(()) for k in keys]
+    devices = {t.device for t in tensors}
+    values = torch.stack([t.to(tensors[0].device) for t in tensors]).tolist() if len(devices) == 1 else \
+        [float(t) for t in tensors]
+    return dict(zip(keys, values))
 
 
 def _snapshot(detector: Detector) -> dict[str, torch.Tensor]:
@@ -155,7 +174,9 @@ def save_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, sch
     best = dict(progress["best"])
     state = {"progress": {**progress, "best": best}, "model": trained_state(detector),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-             "rng": rngs, "log": runner.log, "absent": runner.absent, "conversions": runner.conversions}
+             "rng": rngs, "log": runner.log,
+             "absent": {k: sorted(v) for k, v in runner.ledger.absent.items()},
+             "conversions": runner.ledger.conversions}
     folder = Path(run_dir) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (_STATE_FILE + ".tmp")
@@ -168,7 +189,7 @@ def load_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, sch
     path = Path(run_dir) / STATE_DIR / _STATE_FILE
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by save_state
+    state = torch.load(path, map_location="cpu", weights_only=True)
     detector.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
@@ -179,6 +200,7 @@ def load_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, sch
                           f"number of processes.")
     _set_rng_state(state["rng"][rank])
     runner.log[:] = state["log"]
-    runner.absent.update({k: set(v) for k, v in state["absent"].items()})
-    runner.conversions.update(state["conversions"])
+    for name, rows in state["absent"].items():
+        runner.ledger.absent.setdefault(name, set()).update(rows)
+    runner.ledger.conversions.update(state["conversions"])
     return state["progress"]

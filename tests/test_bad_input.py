@@ -52,6 +52,7 @@ def no_finished_runs(root) -> None:
     (["--batch-size", "0"], r"--batch-size must be a positive integer"),
     (["--threads", "0"], r"--threads must be a positive integer"),
     (["--workers", "many"], r"--workers 'many' must be 'auto' or a whole number"),
+    (["--seeds", ","], r"--seeds ',' must be comma-separated integers"),
     (["--perturb", "jpeg=500"], r"--perturb 'jpeg=500' is invalid"),
     (["--eval-only"], r"--eval-only needs --checkpoint"),
     (["--precision", "fp16", "--cpu"], r"fp16 does not run on the CPU"),

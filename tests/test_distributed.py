@@ -54,3 +54,34 @@ def test_the_feature_cache_is_written_and_read_correctly_by_two_processes(tmp_pa
         a = pd.read_csv(cold_dir / "predictions" / f"{test}.csv.gz")
         b = pd.read_csv(warm_dir / "predictions" / f"{test}.csv.gz")
         assert (a["score"] - b["score"]).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+def test_a_file_failing_late_in_one_process_stops_every_process_in_one_sentence(tmp_path):
+    from images import write_bad, write_image
+
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label in ("0_real", "1_fake"):
+            for i in range(5):
+                write_image(root / split / label / f"{i}.png", size=(40, 40), seed=i + 5 * len(split + label))
+    write_bad(root / "test" / "1_fake" / "4.png", "truncated_png")  # passes the header check, fails to decode
+    proto = tmp_path / "late.yaml"
+    proto.write_text("""name: late
+version: 1
+description: a file that fails only when decoded.
+sources: {d: {type: folder, root: ".", layout: "{split}/{label}"}}
+detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
+train: {source: d, split: train}
+val: {source: d, split: val}
+test: {t: {source: d, split: test}}
+metrics: [auc]
+primary: auc@t
+""")
+    cmd = [*LAUNCH, "-m", "bench", "run", "--protocol", str(proto), "--detector", "clip_linear", "--data-root",
+           str(root), "--out", str(tmp_path / "runs"), "--batch-size", "4", "--no-cache"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and all("1_fake/4.png" in e and "--skip-bad-images" in e for e in errors), done.stderr[-2000:]
+    assert "collective" not in done.stderr and "Connection closed" not in done.stderr

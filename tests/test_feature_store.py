@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from images import write_image
 
@@ -76,3 +77,62 @@ primary: auc@t
     assert second["runner"]["feature_cache"]["misses"] == 1
     assert sum(count_images) == 1 + 2 * CONTRACT_BATCH
     assert second["data"]["t"]["conversions"] == {"grayscale": 1}  # recorded from the cache
+
+
+def _folder(tmp_path, zero_byte=False):
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label in ("0_real", "1_fake"):
+            for i in range(4):
+                write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=i + 7 * len(split + label))
+    if zero_byte:
+        (root / "ds" / "test" / "1_fake" / "3.png").write_bytes(b"")
+    proto = tmp_path / "cachedir.yaml"
+    proto.write_text("""name: cachedir
+version: 1
+description: folder data for the cache tests.
+sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
+detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
+train: {source: ds, split: train}
+val: {source: ds, split: val}
+test: {t: {source: ds, split: test}}
+metrics: [auc]
+primary: auc@t
+""")
+    return proto, root
+
+
+def test_a_warm_cache_with_a_skipped_file_reuses_the_rest(tmp_path, count_images):
+    proto, root = _folder(tmp_path, zero_byte=True)
+    opts = RunnerOptions(batch_size=4, skip_bad_images=True)
+    first = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "a", opts=opts)
+    count_images.clear()
+    second = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "b", opts=opts)
+    assert sum(count_images) == 2 * CONTRACT_BATCH  # every usable image came from the cache
+    assert second["metrics"] == first["metrics"] and second["skipped_images"]["count"] == 1
+
+
+def test_bf16_applies_to_frozen_features_with_and_without_the_cache(tiny_protocol, tmp_path):
+    def scores(result, out):
+        path = tmp_path / out / "tiny" / "clip_linear" / result["run_id"] / "predictions" / "peaks_p4.csv.gz"
+        return pd.read_csv(path)["score"]
+
+    fp32 = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "a", opts=RunnerOptions(batch_size=16))
+    cached = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "b",
+                 opts=RunnerOptions(batch_size=16, precision="bf16"))
+    fresh = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "c",
+                opts=RunnerOptions(batch_size=16, precision="bf16", cache=False))
+    assert cached["runner"]["feature_cache"]["hits"] == 0  # bf16 features are not fp32's
+    assert (scores(fp32, "a") - scores(cached, "b")).abs().max() > 1e-4  # bf16 was applied
+    assert (scores(cached, "b") - scores(fresh, "c")).abs().max() < 1e-4  # with or without the cache
+
+
+def test_a_changed_image_stores_only_its_own_features(tmp_path):
+    from bench.cache import FeatureCache
+
+    proto, root = _folder(tmp_path)
+    run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "a", opts=RunnerOptions(batch_size=4))
+    rows = sum(r["items"] for r in FeatureCache().info())
+    write_image(root / "ds" / "train" / "0_real" / "1.png", size=(40, 40), seed=123)
+    run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "b", opts=RunnerOptions(batch_size=4))
+    assert sum(r["items"] for r in FeatureCache().info()) == rows + 2  # its features and its conversion record

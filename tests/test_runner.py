@@ -115,3 +115,50 @@ primary: auc@t
                      opts=RunnerOptions(batch_size=4, decode=decode, cache=False))
         scores[decode] = result["metrics"]["t"]["auc"]
     assert scores["gpu"] == pytest.approx(scores["cpu"], abs=1e-6)
+
+
+class Dropping(Recorder):
+    """Dropout in training: its random stream must not depend on the number of loader workers."""
+
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, images):
+        return self.fc(self.drop(nn.functional.adaptive_avg_pool2d(images, 8).flatten(1))).squeeze(1)
+
+
+def test_training_randomness_does_not_depend_on_the_worker_count(tiny_protocol):
+    proto = load_protocol(tiny_protocol)
+    splits = resolve_all(proto, build_sources(proto, None))
+    weights = []
+    for workers in (0, 1):
+        torch.manual_seed(0)
+        det = Dropping(Dropping.Config())
+        runner = Runner(RunnerOptions(batch_size=4, workers=workers), seed=0)
+        runner.fit(det, splits["train"], splits["val"], "last", 2, None)
+        weights.append(det.fc.weight.detach().clone())
+    assert torch.equal(*weights)
+
+
+def test_run_leaves_the_callers_options_alone(tiny_protocol, tmp_path):
+    from bench.api import run
+
+    opts = RunnerOptions(batch_size=16, skip={"val": {0}})
+    before = (dict(opts.skip), opts.precision)
+    run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=opts, limit=4)
+    assert (opts.skip, opts.precision) == before
+
+
+def test_gpu_decode_is_refused_for_detectors_that_take_pil_images(tiny_protocol, tmp_path, monkeypatch):
+    from bench.api import run
+    from bench.errors import ConfigError
+    from bench.registry import DETECTORS
+
+    monkeypatch.setenv("BENCH_TEST_CPU_DECODE", "1")
+    DETECTORS.add("recorder", Recorder)
+    try:
+        with pytest.raises(ConfigError, match="takes PIL images"):
+            run(tiny_protocol, "recorder", out_dir=tmp_path, opts=RunnerOptions(decode="gpu"))
+    finally:
+        DETECTORS.remove("recorder")

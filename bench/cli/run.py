@@ -77,7 +77,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2.") from None
+            seeds = []
+        if not seeds:
+            raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2.")
     if args.run_name and len(seeds) > 1:
         raise ConfigError("--run-name names one run directory; use it with a single seed.")
     perturb = _perturb(args.perturb) if args.perturb else None
@@ -89,14 +91,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         print_result(result)
 
 
-def _options(args: argparse.Namespace, batch_size: int | None = None, max_steps: int | None = None,
-             skip_bad_images: bool | None = None):
+def _options(args: argparse.Namespace):
     from bench.runner import RunnerOptions
 
-    return RunnerOptions(batch_size=batch_size or args.batch_size, workers=args.workers, precision=args.precision,
-                         cpu=args.cpu, max_steps=max_steps if max_steps is not None else args.max_steps,
-                         threads=args.threads, cache=not args.no_cache, decode=args.decode,
-                         skip_bad_images=args.skip_bad_images if skip_bad_images is None else skip_bad_images)
+    return RunnerOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision, cpu=args.cpu,
+                         max_steps=args.max_steps, threads=args.threads, cache=not args.no_cache, decode=args.decode,
+                         skip_bad_images=args.skip_bad_images)
 
 
 def _perturb(text: str):
@@ -113,18 +113,27 @@ def _perturb(text: str):
 
 
 def _resume(args: argparse.Namespace) -> None:
-    """Continue an interrupted run with the arguments it was started with (hardware flags may change)."""
+    """Continue an interrupted run with everything it was started with; only workers and threads may change."""
     from bench.api import run
     from bench.protocol import Perturb
     from bench.results import resumable_run_dir
+    from bench.runner import RunnerOptions
 
+    given = [flag for flag, on in [("--protocol", args.protocol), ("--detector", args.detector), ("-o", args.override),
+                                   ("--limit", args.limit), ("--max-steps", args.max_steps),
+                                   ("--eval-only", args.eval_only), ("--checkpoint", args.checkpoint),
+                                   ("--perturb", args.perturb), ("--precision", args.precision),
+                                   ("--seeds", args.seeds != "0" or args.all_seeds)] if on]
+    if given:
+        raise ConfigError(f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
+                          f"(only --workers, --threads and --data-root may be given with it).")
     saved = resumable_run_dir(Path(args.resume))["arguments"]
+    recorded = {**saved["runner"], "skip": {}}
+    opts = RunnerOptions(**{**recorded, "workers": args.workers, "threads": args.threads or recorded.get("threads")})
     result = run(saved["protocol"], saved["detector"], seed=saved["seed"], overrides=saved["overrides"],
-                 data_root=args.data_root or saved["data_root"], opts=_options(
-                     args, saved["batch_size"], saved["max_steps"], saved["skip_bad_images"]),
-                 limit=saved["limit"], check_images=saved["check_images"], eval_only=saved["eval_only"],
-                 checkpoint=saved["checkpoint"], perturb=Perturb(**saved["perturb"]) if saved["perturb"] else None,
-                 resume=args.resume)
+                 data_root=args.data_root or saved["data_root"], opts=opts, limit=saved["limit"],
+                 check_images=saved["check_images"], eval_only=saved["eval_only"], checkpoint=saved["checkpoint"],
+                 perturb=Perturb(**saved["perturb"]) if saved["perturb"] else None, resume=args.resume)
     print_result(result)
 
 
