@@ -37,10 +37,13 @@ def predictions(separation: float, seed: int, tests=TESTS, n: int = N, noise_see
 
 
 def make_result(detector="clip_linear", seed=0, separation=1.0, frame=None, **over) -> dict:
-    """A schema-1 results.json of the tiny protocol whose metrics are those of ``frame``'s scores."""
+    """A schema-1 results.json of the tiny protocol whose metrics are those of ``frame``'s scores.
+
+    Rows without a score (images a run skipped) are left out of the metrics, as the runner does.
+    """
     frame = predictions(separation, seed) if frame is None else frame
     metrics = {t: compute_metrics(p["label"], p["score"], TINY.metrics, where=t)
-               for t, p in frame.groupby("test_set", sort=False)}
+               for t, p in frame.dropna(subset=["score"]).groupby("test_set", sort=False)}
     result = {
         "schema_version": 1, "run_id": f"20261125-17300{seed}-s{seed}", "status": "complete", "partial": False,
         "partial_reasons": [],

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from board import TINY, board, commit, make_result, predictions
+from board import TINY, board, commit, make_result, predictions, write_run_dir
 
 from bench.leaderboard import build, check_fresh, render
 
@@ -167,3 +167,47 @@ def test_robustness_pictures_from_degraded_test_sets_and_variant_protocols(tmp_p
     assert "![robustness](figures/tiny/v1/robustness.png)" in page and "JPEG quality" in page
     assert (lb / "figures/tiny/v1/robustness.png").is_file()
     assert "robustness" not in (lb / "tiny_jpeg75.md").read_text()  # drawn on the clean protocol's page
+
+
+def _legend(lb: Path) -> str:
+    page = render(lb)[lb / "tiny.md"]
+    return page[page.index("Cells:"):page.index("###")]
+
+
+def test_the_legend_claims_shared_draws_and_seed_draws_only_when_they_happened(tmp_path):
+    definition = TINY.model_dump(mode="json")
+    shared = tmp_path / "shared"  # one seed, with the protocol definition: synthetic images drawn together
+    for detector, separation in (("a", 1.5), ("b", 0.5)):
+        frame = predictions(separation, 0)
+        result = make_result(detector, 0, frame=frame)
+        result["protocol"]["definition"] = definition
+        commit(shared, result, frame)
+    text = _legend(shared)
+    assert "from a bootstrap (1000 resamples" in text and "two-level" not in text
+    assert "on the synthetic source the k-th real and the k-th fake of a split start from the same crop" in text
+    assert "one seed, so the interval covers the test images only" in text and "draws the row's seeds" not in text
+    assert table(shared)["bootstrap"]["shared_real_pools"] is True
+
+    apart = board(tmp_path / "apart", {"a": 1.0, "b": 0.5}, seeds=(0, 1))  # no definition: nothing is shared
+    text = _legend(apart)
+    assert "two-level bootstrap" in text and "every test set draws its own images" in text
+    assert "synthetic" not in text and "draws the row's seeds with replacement" in text
+    b = table(apart)["bootstrap"]
+    assert b["shared_real_pools"] is False and b["shared_fake_pools"] is False and b["shared"] == []
+
+    old = tmp_path / "old"  # no stored predictions: no interval, no tie test, nothing claimed about them
+    for seed in (0, 1):
+        commit(old, make_result("a", seed, 1.0))
+    text = _legend(old)
+    assert "[lo, hi]" not in text and "=1" not in text and "† the row's runs have no stored predictions" in text
+
+
+def test_a_report_says_its_interval_covers_test_images_only(tmp_path):
+    from bench.leaderboard import report
+
+    frame = predictions(1.0, 0)
+    written = report(write_run_dir(tmp_path / "runs", make_result("sam", 0, frame=frame), frame), tmp_path / "out")
+    text = written[0].read_text()
+    assert "one seed, so the interval covers the test images only" in text
+    assert "k-th real and the k-th fake of a split" in text  # its config.yaml gives the protocol definition
+    assert "draws the row's seeds" not in text and "two-level" not in text

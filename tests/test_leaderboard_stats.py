@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from board import TINY, predictions
 
-from bench.leaderboard.resample import real_pools, replicates, unit_keys
+from bench.leaderboard.resample import bootstrap, replicates, strata
 from bench.leaderboard.stats import interval, p_not_below, pool_seeds, resample_counts, weighted_metrics
 from bench.metrics import compute_metrics
 
@@ -65,17 +66,69 @@ def test_bootstrap_se_of_auc_matches_the_closed_form():
     assert lo < a < hi and hi - lo == pytest.approx(2 * 1.96 * se, rel=0.2)
 
 
-def test_synthetic_test_sets_of_one_domain_share_their_reals():
-    pools = real_pools(TINY.model_dump(mode="json"), list(TINY.test))
-    assert len({pools[t][0] for t in TINY.test}) == 1 and all(p[1] for p in pools.values())
-    definition = TINY.model_dump(mode="json")
-    definition["test"]["peaks_p4"]["subsets"] = ["peaks_p4@jpeg75"]
-    pools = real_pools(definition, list(TINY.test))
-    assert pools["peaks_p4"][0] != pools["blend_ellipse"][0] == pools["upsample_nearest"][0]
-    assert real_pools(None, ["a", "b"]) == {"a": ("test:a", False), "b": ("test:b", False)}
-    frame = predictions(1.0, 0).query("label == 0")
-    keys = unit_keys(frame, synthetic=True)
-    assert keys[0] == "synth:test/@/0/000000" and len(set(keys)) == len(frame) // len(TINY.test)
+def cross_domain_frame(tests, definition, n=60, seed=0):
+    """Scores on synthetic test sets where the k-th real and the k-th fake score the same in every test set."""
+    rng = np.random.default_rng(seed)
+    base = {0: rng.normal(0.0, 1.0, n), 1: rng.normal(1.0, 1.0, n)}
+    rows = []
+    for test in tests:
+        subset = definition["test"][test]["subsets"][0]
+        for label in (0, 1):
+            for k in range(n):
+                item = f"test/{subset}/{label}/{k:06d}"
+                rows.append({"test_set": test, "index": len(rows), "source": "synth", "id": item, "subset": subset,
+                             "group": item, "label": label, "score": base[label][k]})
+    return pd.DataFrame(rows)
+
+
+def test_synthetic_units_drop_generator_and_domain_for_reals_and_fakes():
+    from bench.protocol import load_protocol
+
+    definition = load_protocol("synthetic_cross_domain").model_dump(mode="json")
+    tests = ["blend_ellipse", "blend_rect", "blend_ellipse_jpeg75", "blend_ellipse_resize_half"]
+    frame = cross_domain_frame(tests, definition, n=5)
+    keys = {t: strata(part, t, definition) for t, part in frame.groupby("test_set")}
+    first = keys["blend_ellipse"]
+    for test in tests[1:]:  # the same stratum and unit per (label, index), whatever the generator and domain
+        assert np.array_equal(keys[test][0], first[0]) and np.array_equal(keys[test][1], first[1]), test
+    assert first[1][0] == "synth:test/0/000000" and first[1][5] == "synth:test/1/000000"
+    assert len(set(first[0])) == 2  # one stratum of reals and one of fakes for the split
+    apart = strata(frame[frame["test_set"] == "blend_rect"], "blend_rect", None)  # no definition: its own
+    assert set(apart[0]).isdisjoint(first[0]) and apart[1][0] == "synth:test/blend_rect/0/000000"
+
+
+def test_every_synthetic_test_set_of_a_split_draws_the_same_counts_per_index():
+    """Identical scores per index give identical replicates only when the counts are shared."""
+    from bench.protocol import load_protocol
+
+    definition = load_protocol("synthetic_cross_domain").model_dump(mode="json")
+    tests = ["blend_ellipse", "blend_rect", "blend_ellipse_jpeg75", "upsample_nearest"]
+    reps, design = bootstrap({"a/x": cross_domain_frame(tests, definition)}, tests, ["acc", "auc"], definition, 200)
+    for test in tests[1:]:
+        for metric in ("real_acc", "fake_acc", "auc"):
+            assert np.array_equal(reps["a/x"][test][metric], reps["a/x"]["blend_ellipse"][metric]), (test, metric)
+    assert reps["a/x"]["blend_ellipse"]["auc"].std() > 0
+    assert design.shared() == ["synthetic fakes", "synthetic reals"] and not design.videos
+    alone = bootstrap({"a/x": cross_domain_frame(tests, definition)}, tests, ["auc"], None, 200)[1]
+    assert alone.shared() == []
+
+
+def test_paired_file_test_sets_keep_sharing_their_real_pool():
+    definition = {"sources": {"files": {"type": "folder"}},
+                  "test": {t: {"real": {"source": "files", "split": "test", "subsets": ["real"]},
+                               "fake": {"source": "files", "split": "test", "subsets": [t]}} for t in ("a", "b")}}
+    rows = []
+    for test in ("a", "b"):
+        for label in (0, 1):
+            for k in range(30):
+                item = f"{'real' if label == 0 else test}/{k}.png"
+                rows.append({"test_set": test, "source": "files", "id": item, "group": item, "label": label,
+                             "score": (k % 7) - 3.0 + 0.5 * label})
+    frame = pd.DataFrame(rows)
+    reps, design = bootstrap({"r": frame}, ["a", "b"], ["acc"], definition, 100)
+    assert np.array_equal(reps["r"]["a"]["real_acc"], reps["r"]["b"]["real_acc"])
+    assert not np.array_equal(reps["r"]["a"]["fake_acc"], reps["r"]["b"]["fake_acc"])  # fakes: their own
+    assert design.shared() == ["paired reals"]
 
 
 def test_a_shared_real_pool_widens_the_group_interval():

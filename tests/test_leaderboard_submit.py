@@ -5,14 +5,19 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import re
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from board import TINY, make_result, predictions, write_run_dir
 from conftest import TINY_PROTOCOL
 
 from bench.leaderboard import LeaderboardError, build, read_predictions, submit
+from bench.leaderboard.consistency import check_predictions, predictions_frame
+from bench.leaderboard.submit import registered_command
+from bench.metrics import compute_metrics
 from bench.registry import PROTOCOLS
 
 
@@ -133,3 +138,116 @@ def test_predictions_that_belong_to_another_run_are_refused_at_build(tmp_path, r
     frame.iloc[:-1].to_csv(path, index=False)  # one score fewer than the results count
     with pytest.raises(LeaderboardError, match="belongs to another run"):
         build(tmp_path / "lb")
+
+
+def test_predictions_with_another_runs_scores_are_refused(tmp_path, registered):
+    good, other = predictions(3.0, 0), predictions(0.2, 0)  # same images and counts, other scores
+    run = write_run_dir(tmp_path / "runs", make_result("clip_linear", 0, frame=good), other)
+    with pytest.raises(LeaderboardError, match=r"gives auc = 0\.\d+ on upsample_nearest but its results store "
+                                               r"0\.\d+; these are not the scores"):
+        submit(run, tmp_path / "lb")
+    assert not (tmp_path / "lb").exists()
+
+
+def test_predictions_with_other_counts_are_refused_at_submit(tmp_path, registered):
+    frame = predictions(1.0, 1)
+    run = write_run_dir(tmp_path / "runs", make_result("clip_linear", 1, frame=frame), frame.iloc[5:])
+    with pytest.raises(LeaderboardError, match="35 real and 40 fake scores for upsample_nearest, but its results "
+                                               "have 40 and 40; the file belongs to another run"):
+        submit(run, tmp_path / "lb")
+    assert not (tmp_path / "lb").exists()
+
+
+@pytest.mark.parametrize(("column", "value", "match"), [
+    ("seed", 3, "has seed 3 in its rows, but its results are seed 0"),
+    ("run_id", "20261125-999999-s0", "has run_id '20261125-999999-s0' in its rows, but its results are run_id"),
+])
+def test_prediction_rows_of_another_seed_or_run_are_refused(tmp_path, registered, column, value, match):
+    run = run_dir(tmp_path)
+    path = run / "predictions" / "blend_ellipse.csv.gz"
+    pd.read_csv(path).assign(**{column: value}).to_csv(path, index=False)
+    with pytest.raises(LeaderboardError, match=match):
+        submit(run, tmp_path / "lb")
+
+
+def test_committed_predictions_with_other_scores_are_refused_at_build(tmp_path, registered):
+    submit(run_dir(tmp_path), tmp_path / "lb")
+    path = next((tmp_path / "lb").rglob("*.predictions.csv.gz"))
+    frame = pd.read_csv(path)
+    frame["score"] = frame["score"].to_numpy()[::-1]  # the same counts, scores of other images
+    frame.to_csv(path, index=False)
+    with pytest.raises(LeaderboardError, match="not the scores the results were computed from"):
+        build(tmp_path / "lb")
+
+
+def test_scores_rounded_to_six_digits_still_match_their_results(tmp_path):
+    """Runs write float32 logits with %.6g: ties that rounding creates must not make a run look foreign."""
+    rng = np.random.default_rng(0)
+    n = 300
+    labels = np.repeat([0, 1], n)
+    scores = (100 + rng.uniform(0, 0.01, 2 * n) + 0.002 * labels).astype(np.float32)  # saturated, close logits
+    videos = np.array([f"v{i // 3}" for i in range(2 * n)])  # three frames per video
+    names = ["auc", "ap", "eer", "acc", "video_auc", "oracle_acc"]
+    stored = compute_metrics(labels, scores, names, groups=np.char.add("s:", videos))
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"test_set": "t", "source": "s", "id": videos, "group": videos, "label": labels,
+                  "score": scores}).to_csv(path, index=False, float_format="%.6g")  # as bench.results writes
+    back = predictions_frame(path, path)
+    rounded = compute_metrics(labels, back["score"], names, groups=np.char.add("s:", videos))
+    assert abs(rounded["auc"] - stored["auc"]) > 1e-3  # a plain 1e-6 tolerance would refuse the run's own file
+    result = {"seed": 0, "run_id": "r", "protocol": {"name": "p", "tests": ["t"]}, "metrics": {"t": stored}}
+    check_predictions(back, result, path)
+    with pytest.raises(LeaderboardError, match="gives auc"):
+        check_predictions(back.assign(score=np.round(rng.normal(size=2 * n), 4)), result, path)
+
+
+def test_a_second_run_of_a_stored_seed_is_refused(tmp_path, registered):
+    lb, frame = tmp_path / "lb", predictions(1.0, 0)
+    submit(write_run_dir(tmp_path / "a", make_result("clip_linear", 0, frame=frame), frame), lb)
+    again = write_run_dir(tmp_path / "b", make_result("clip_linear", 0, frame=frame, run_id="20261126-000000-s0"),
+                          frame)
+    with pytest.raises(LeaderboardError, match=r"already holds seed 0 of clip_linear \(config cccccccc\) on tiny v1; "
+                                               "a row counts each seed once"):
+        submit(again, lb)
+    other = make_result("clip_linear", 0, frame=frame, run_id="20261126-000001-s0")
+    other["detector"]["config_sha256"] = "d" * 64  # another config is another row
+    submit(write_run_dir(tmp_path / "c", other, frame), lb)
+    evaluated = make_result("clip_linear", 0, frame=frame, run_id="20261126-000002-s0",
+                            runner={"eval_only": True, "checkpoint": "w.safetensors"})  # so is an eval-only run
+    submit(write_run_dir(tmp_path / "d", evaluated, frame), lb)
+    build(lb)
+    t = json.loads((lb / "index.json").read_text())["protocols"][0]
+    assert len(t["entries"]) == 2 and len(t["unranked"]) == 1
+
+
+def test_a_local_protocol_path_becomes_the_registered_name(tmp_path, registered):
+    lb = tmp_path / "lb"
+    run = run_dir(tmp_path, command="bench run --protocol /home/alice/work/tiny.yaml --detector clip_linear "
+                                    "--seeds 0 --out /data/runs")
+    dest = submit(run, lb)
+    assert json.loads(dest.read_text())["command"] == "bench run --protocol tiny --detector clip_linear --seeds 0"
+    build(lb)
+    page = (lb / "tiny.md").read_text()
+    assert "`bench run --protocol tiny --detector clip_linear --seeds 0`" in page and "/home/alice" not in page
+    assert registered_command("bench run --protocol=../p/tiny.yaml --detector x", "tiny") == (
+        "bench run --protocol=tiny --detector x")
+    assert registered_command("bench run --proto my.yaml --plugin m", "tiny") == "bench run --protocol tiny --plugin m"
+
+
+def test_a_run_with_skipped_images_is_stored_and_shown_unranked_with_intervals(tmp_path, registered):
+    lb, frame = tmp_path / "lb", predictions(1.0, 0)
+    frame.loc[[0, 1, 45], "score"] = np.nan  # two reals and a fake of upsample_nearest were skipped
+    reasons = ["3 images skipped with --skip-bad-images"]
+    result = make_result("clip_linear", 0, frame=frame, schema_version=2, skipped_images={"count": 3, "ids": {}},
+                         origin={"kind": "protocol", "rankable": False, "reasons": reasons})
+    dest = submit(write_run_dir(tmp_path / "runs", result, frame), lb)
+    with gzip.open(dest.with_name(dest.stem + ".predictions.csv.gz"), "rt") as fh:
+        assert fh.read().splitlines()[1].split(",")[6] == ""  # the skipped image keeps an empty score
+    build(lb)
+    t = json.loads((lb / "index.json").read_text())["protocols"][0]
+    (row,) = t["unranked"]
+    assert t["entries"] == [] and row["intervals"] == "bootstrap" and row["origin"]["reasons"] == reasons
+    cell = row["metrics"]["upsample_nearest"]["auc"]
+    assert cell["mean"] == result["metrics"]["upsample_nearest"]["auc"] and cell["lo"] < cell["mean"] < cell["hi"]
+    page = (lb / "tiny.md").read_text()
+    assert "3 images skipped" in page and not re.search(r"\bnan\b", page, re.IGNORECASE)

@@ -16,14 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.leaderboard.collect import (
-    LeaderboardError,
-    Run,
-    overrides_in_words,
-    read_predictions_file,
-)
+from bench.leaderboard.collect import LeaderboardError, Run, overrides_in_words, row_kind
+from bench.leaderboard.consistency import read_predictions_file
 from bench.leaderboard.definitions import definition_of
-from bench.leaderboard.resample import replicates
+from bench.leaderboard.resample import bootstrap
 from bench.leaderboard.stats import ALPHA, LEVEL, RESAMPLES, SEED, interval, p_not_below, pool_seeds
 from bench.metrics import HIGHER_IS_BETTER, is_count
 from bench.results import portable_command
@@ -68,12 +64,10 @@ def _table(members: list[Run], resamples: int) -> Table:
     definition = next((d for d in [definition_of(r.result) for r in members] if d), None)
     frames = {r.key: read_predictions_file(r.predictions, r.result) for r in members if r.predictions}
     names = list(dict.fromkeys(proto.get("metrics") or [metric]))
-    reps = replicates(frames, list(proto["tests"]), names, definition, resamples) if frames else {}
+    reps, design = bootstrap(frames, list(proto["tests"]), names, definition, resamples)
     rows: dict[tuple[str, str, str], list[Run]] = {}
     for run in members:
-        origin = run.origin
-        kind = "protocol" if origin["rankable"] else origin["kind"] + "|" + "; ".join(origin["reasons"])
-        rows.setdefault((run.detector["name"], run.detector["config_sha256"], kind), []).append(run)
+        rows.setdefault((run.detector["name"], run.detector["config_sha256"], row_kind(run.result)), []).append(run)
     entries = [_entry(rs, proto, metric, target, reps) for _, rs in sorted(rows.items())]
     sign = -1.0 if HIGHER_IS_BETTER[metric] else 1.0
     entries.sort(key=lambda e: (sign * e["primary"]["mean"], e["detector"], e["config_sha256"]))
@@ -87,7 +81,9 @@ def _table(members: list[Run], resamples: int) -> Table:
     data = {k: proto[k] for k in ("name", "version", "sha256", "primary", "tests", "groups")}
     data.update(metric=metric, target=target, metrics=names, higher_is_better=HIGHER_IS_BETTER[metric])
     data["bootstrap"] = {"resamples": resamples, "seed": SEED, "level": LEVEL, "alpha": ALPHA,
-                         "shared_real_pools": definition is not None}
+                         "shared_real_pools": any(k.endswith("reals") for k in design.shared()),
+                         "shared_fake_pools": any(k.endswith("fakes") for k in design.shared()),
+                         "shared": design.shared(), "video_units": design.videos}
     data["provenance"] = _provenance(members)
     data["entries"] = [{"rank": e.pop("rank"), **e} for e in ranked]
     data["unranked"] = [e for e in entries if not e["origin"]["rankable"]]

@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from bench.errors import BenchError
 
 SCHEMAS = (1, 2)
@@ -26,7 +23,6 @@ SCHEMAS = (1, 2)
 PREDICTIONS_SUFFIX = ".predictions.csv.gz"
 #: Columns every predictions file has; ``test_set`` is added when a run's files are combined.
 PREDICTION_COLUMNS = ["index", "source", "id", "subset", "group", "label", "score"]
-_NEEDED = ["source", "group", "label", "score"]
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _REQUIRED = {
     "": ["schema_version", "run_id", "status", "partial", "protocol", "detector", "seed", "metrics", "groups"],
@@ -121,6 +117,16 @@ def origin_of(result: dict[str, Any]) -> dict[str, Any]:
     if skipped:
         reasons.append(f"{skipped} images skipped with --skip-bad-images")
     return {"kind": kind, "rankable": kind == "protocol" and not skipped, "reasons": reasons}
+
+
+def row_kind(result: dict[str, Any]) -> str:
+    """What separates rows of one detector config: ``protocol`` for rankable runs, else the origin and reasons.
+
+    A leaderboard row holds each seed once, so two runs with the same protocol version, config hash,
+    row kind and seed cannot both be stored (``submit`` refuses the second, ``build`` names both).
+    """
+    origin = origin_of(result)
+    return "protocol" if origin["rankable"] else origin["kind"] + "|" + "; ".join(origin["reasons"])
 
 
 def overrides_of(result: dict[str, Any]) -> dict[str, Any]:
@@ -227,32 +233,3 @@ def write_gzip_text(path: Path, text: str) -> None:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
         gz.write(text.encode("utf-8"))
     path.write_bytes(buffer.getvalue())
-
-
-def read_predictions_file(path: Path, result: dict[str, Any]) -> pd.DataFrame:
-    """Read a combined predictions file and check it against its result's test sets and class counts."""
-    if path.is_dir():
-        frame = pd.read_csv(io.StringIO(run_predictions_text(path, list(result["protocol"]["tests"]))),
-                            dtype={"id": str, "group": str, "source": str, "subset": str})
-    else:
-        try:
-            frame = pd.read_csv(path, dtype={"id": str, "group": str, "source": str, "subset": str,
-                                             "test_set": str})
-        except (OSError, ValueError, EOFError) as exc:
-            raise LeaderboardError(f"{path} is not a readable predictions file ({exc}); restore it.") from exc
-    missing = [c for c in ["test_set", *_NEEDED] if c not in frame.columns]
-    if missing:
-        raise LeaderboardError(f"{path} has no column {missing[0]!r}; predictions need "
-                               f"{', '.join(['test_set', *_NEEDED])}.")
-    frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
-    kept = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
-    found = kept.groupby(["test_set", "label"]).size().to_dict()
-    for test in result["protocol"]["tests"]:
-        counts = (int(found.get((test, 0), 0)), int(found.get((test, 1), 0)))
-        stored = result["metrics"].get(test, {})
-        if counts != (stored.get("n_real"), stored.get("n_fake")):
-            raise LeaderboardError(
-                f"{path} has {counts[0]} real and {counts[1]} fake scores for {test}, but its results have "
-                f"{stored.get('n_real')} and {stored.get('n_fake')}; the file belongs to another run."
-            )
-    return frame

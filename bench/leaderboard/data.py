@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.leaderboard.collect import LeaderboardError, Run, load_dir, load_run_dir, read_predictions_file
+from bench.leaderboard.collect import LeaderboardError, Run, load_dir, load_run_dir
+from bench.leaderboard.consistency import read_predictions_file
 from bench.metrics import is_count
 
 RUN_COLUMNS = ["protocol", "protocol_version", "protocol_sha256", "detector", "config_sha256", "detector_version",

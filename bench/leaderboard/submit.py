@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -11,20 +12,30 @@ from bench.errors import BenchError
 from bench.leaderboard.collect import (
     PREDICTIONS_SUFFIX,
     LeaderboardError,
+    Run,
     load_run_dir,
+    read_result,
+    row_kind,
     run_predictions_text,
     write_gzip_text,
 )
+from bench.leaderboard.consistency import check_predictions, predictions_frame
 from bench.results import portable_command
+
+#: The ``bench run`` flag naming the protocol, and the shortest prefix argparse accepts for it.
+_PROTOCOL_FLAG, _SHORTEST = "--protocol", len("--pro")
 
 
 def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     """Store a run as ``results/<protocol>/<detector>/<run_id>.json`` + ``<run_id>.predictions.csv.gz``.
 
     Only complete, non-partial runs of a registered protocol (same name, version and hash) are
-    accepted, with every test set's predictions; nothing existing is overwritten. The stored result
-    gains ``protocol.definition`` (the resolved protocol, so later builds need no registry) and a
-    portable ``command``. ``run_dir`` may also be the results.json file itself. Returns the json path.
+    accepted, with every test set's predictions, and only when those predictions give the run's
+    stored metrics again (:func:`bench.leaderboard.consistency.check_predictions`). Nothing existing
+    is overwritten, and a seed already stored for the same row (protocol version, detector config,
+    how the run was made) is refused. The stored result gains ``protocol.definition`` (the resolved
+    protocol, so later builds need no registry) and a portable ``command`` whose ``--protocol`` is
+    the registered name. ``run_dir`` may also be the results.json file itself. Returns the json path.
     """
     run = load_run_dir(Path(run_dir))
     proto = run.protocol
@@ -37,14 +48,16 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     if run.predictions is None:
         raise LeaderboardError(f"{run.path.parent} has no predictions/ folder; the leaderboard needs each "
                                "image's score for its intervals, so submit the whole run directory.")
-    predictions = run_predictions_text(run.predictions, list(proto["tests"]))
     dest = Path(leaderboard_dir, "results", proto["name"], run.detector["name"], f"{run.result['run_id']}.json")
     preds = dest.with_name(dest.stem + PREDICTIONS_SUFFIX)
     if dest.exists() or preds.exists():
         raise LeaderboardError(f"{dest} already exists; a run is submitted once, so delete it (and "
                                f"{preds.name}) first to replace it.")
+    _refuse_stored_seed(run, dest.parent)
+    predictions = run_predictions_text(run.predictions, list(proto["tests"]))
+    check_predictions(predictions_frame(io.StringIO(predictions), run.predictions), run.result, run.predictions)
     raw = json.loads(run.path.read_text(encoding="utf-8"))
-    raw["command"] = portable_command(raw.get("command", ""))
+    raw["command"] = registered_command(portable_command(raw.get("command", "")), proto["name"])
     raw["protocol"]["definition"] = definition
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Predictions first, results last and atomically: a half-copied run never looks committed.
@@ -82,3 +95,38 @@ def _registered_definition(path: Path, proto: dict[str, Any]) -> dict[str, Any]:
             "and its `name`, or rerun with the registered protocol."
         )
     return registered.model_dump(mode="json")
+
+
+def _refuse_stored_seed(run: Run, folder: Path) -> None:
+    """A leaderboard row counts each seed once: refuse a second run of a seed already stored for the row."""
+    det, proto = run.detector, run.protocol
+    mine = (proto["version"], det["config_sha256"], row_kind(run.result), run.result["seed"])
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        other = read_result(path)
+        theirs = (other["protocol"]["version"], other["detector"]["config_sha256"], row_kind(other), other["seed"])
+        if theirs == mine:
+            raise LeaderboardError(
+                f"{path} already holds seed {run.result['seed']} of {det['name']} (config "
+                f"{det['config_sha256'][:8]}) on {proto['name']} v{proto['version']}; a row counts each seed once, "
+                f"so delete that file and its {PREDICTIONS_SUFFIX} to replace it, or submit another seed."
+            )
+
+
+def registered_command(command: str, name: str) -> str:
+    """``command`` with the value of ``--protocol`` (a local file path, say) replaced by the registered ``name``.
+
+    Only called once the run's protocol was checked to be the registered one (same name and hash),
+    so the committed command reruns it on any machine. Prefixes argparse accepts (``--proto``) count too.
+    """
+    words, out, replace_next = command.split(), [], False
+    for word in words:
+        flag, eq, _ = word.partition("=")
+        if replace_next:
+            out.append(name)
+            replace_next = False
+        elif len(flag) >= _SHORTEST and _PROTOCOL_FLAG.startswith(flag):
+            out.append(f"{_PROTOCOL_FLAG}={name}" if eq else _PROTOCOL_FLAG)
+            replace_next = not eq
+        else:
+            out.append(word)
+    return " ".join(out)

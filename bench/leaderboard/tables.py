@@ -51,24 +51,47 @@ def main_rows(t: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def legend(t: dict[str, Any]) -> list[str]:
-    """What the cells, intervals and tie marks mean, stated once per table."""
+    """What the cells, intervals and tie marks mean, stated once per table and only for what was done."""
     b = t["bootstrap"]
-    level = round(100 * b["level"])
-    lines = [
-        (f"Cells: {t['metric']}, the mean over seeds; groups are unweighted means of their test sets. "
-        f"[lo, hi] is a {level}% percentile interval from a two-level bootstrap ({b['resamples']} resamples, "
-        f"numpy PCG64 seeded with {b['seed']}): each resample draws the images of every test set with "
-        "replacement, reals and fakes separately (a video with all its frames on frame datasets; test sets "
-        "that share their reals draw them together), and draws the seeds with replacement; the value is the "
-        "mean over the drawn seeds. So it covers both the test images and the training seeds."),
-        (f"`=1`: not significantly below the top row: a paired bootstrap on the same resamples, one-sided, "
-         f"α = {b['alpha']}."),
-    ]
-    if any(e["intervals"] == "none" for e in t["entries"] + t["unranked"]):
+    rows = t["entries"] + t["unranked"]
+    boot = [e for e in rows if e["intervals"] == "bootstrap"]
+    cells = f"Cells: {t['metric']}, the mean over seeds; groups are unweighted means of their test sets."
+    lines = [cells + (" " + _interval_text(b, boot) if boot else "")]
+    if any(e.get("p_vs_top") is not None for e in t["entries"]):
+        lines.append(f"`=1`: not significantly below the top row: a paired bootstrap on the same resamples, "
+                     f"one-sided, α = {b['alpha']}.")
+    if len(boot) < len(rows):
         lines.append(f"{NO_PREDICTIONS} the row's runs have no stored predictions (results submitted before "
                      "predictions were kept): its cells show mean ± sample std over seeds, with no interval over "
                      "images, and the row is not tested for a tie.")
     return lines
+
+
+def _interval_text(b: dict[str, Any], boot: list[dict[str, Any]]) -> str:
+    """How the intervals were drawn: units, what test sets drew together, and whether seeds were drawn."""
+    seeds = {len(e["seeds"]) > 1 for e in boot}
+    kind = "two-level bootstrap" if seeds == {True} else "bootstrap"
+    unit = "images (a video with all its frames where a test set has frames)" if b.get("video_units") else "images"
+    shared = set(b.get("shared") or [])
+    synthetic = " and the k-th ".join(c for c in ("real", "fake") if f"synthetic {c}s" in shared)
+    together = []
+    if synthetic:
+        together.append(f"on the synthetic source the k-th {synthetic} of a split start from the same crop in "
+                        "every test set of that split, so each gets one draw for all of them")
+    if "paired reals" in shared:
+        together.append("paired test sets with the same real split draw their reals together")
+    pools = "; ".join(together) if together else "every test set draws its own images"
+    text = (f"[lo, hi] is a {round(100 * b['level'])}% percentile interval from a {kind} ({b['resamples']} "
+            f"resamples, numpy PCG64 seeded with {b['seed']}): each resample draws the test {unit} with "
+            f"replacement, reals and fakes separately ({pools})")
+    if seeds == {True}:
+        return text + (", and draws the row's seeds with replacement; the value is the mean over the drawn seeds. "
+                       "So it covers both the test images and the training seeds.")
+    if seeds == {False}:
+        return text + ". Each row has one seed, so the interval covers the test images only, not training seeds."
+    return text + (". Rows with several seeds also draw their seeds with replacement (the value is the mean over "
+                   "the drawn seeds, so their interval covers the training seeds too); a one-seed row's interval "
+                   "covers the test images only.")
 
 
 def page(name: str, versions: list[dict[str, Any]], figures: dict[int, list[tuple[str, str]]],
@@ -135,17 +158,26 @@ def readme_block(readme: Path, lb: Path, tables: dict[str, list[dict[str, Any]]]
     if start < 0 or end < start:
         marks = f"{README_START} and {README_END}"
         raise LeaderboardError(f"{readme} lacks the lines {marks}; add them (in order) where the table goes.")
-    blocks, footnote = [], False
+    blocks, footnote, seeds, tied = [], False, set(), False
     for name, versions in tables.items():
         t = versions[0]  # the newest version only; the page has the older ones
         link = Path(os.path.relpath(lb / f"{name}.md", readme.parent)).as_posix()
         rows = [[rank_text(e), label(e), cell(e["primary"]), str(len(e["seeds"]))] for e in t["entries"]]
         footnote |= any(e["intervals"] == "none" for e in t["entries"])
+        seeds |= {len(e["seeds"]) > 1 for e in t["entries"] if e["intervals"] == "bootstrap"}
+        tied |= any(e.get("p_vs_top") is not None for e in t["entries"])
         table = _table(["rank", "detector", t["primary"], "seeds"], rows, 2) if rows else "No ranked runs yet."
         blocks.append(f"**[{name}]({link})** v{t['version']}, ranked by {t['primary']}\n\n{table}")
-    if blocks:
-        blocks.append("[lo, hi]: 95% bootstrap interval over test images and seeds; `=1`: tied for first "
-                      "(paired bootstrap, one-sided, α = 0.05)."
-                      + (f" {NO_PREDICTIONS} no stored predictions: ± is the sample std over seeds." if footnote else ""))
+    notes = []
+    if seeds:
+        over = {frozenset({True}): "test images and training seeds", frozenset({False}): "test images (one seed)"}
+        notes.append("[lo, hi]: 95% bootstrap interval over "
+                     + over.get(frozenset(seeds), "test images, and training seeds for rows with several") + ".")
+    if tied:
+        notes.append("`=1`: tied for first (paired bootstrap, one-sided, α = 0.05).")
+    if footnote:
+        notes.append(f"{NO_PREDICTIONS} no stored predictions: ± is the sample std over seeds.")
+    if blocks and notes:
+        blocks.append(" ".join(notes))
     body = "\n\n".join(blocks) if blocks else "No results yet."
     return text[:start] + README_START + "\n" + body + "\n" + text[end:]
