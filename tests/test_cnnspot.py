@@ -90,6 +90,10 @@ def test_released_torchvision_resnet50_file_scores_as_published(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(det(x), reference(x).squeeze(1), atol=1e-4)
+    older = {k: v for k, v in file["model"].items() if not k.endswith("num_batches_tracked")}
+    det.load_checkpoint(older, "older torchvision file", {})  # counters may be absent; nothing else may
+    with pytest.raises(ConfigError, match=r"missing keys \['layer4.2.bn3.running_mean'\]"):
+        det.load_checkpoint({k: v for k, v in older.items() if k != "layer4.2.bn3.running_mean"}, "f", {})
     lite = resolve_detector("cnnspot", LITE0).build()
     with pytest.raises(ConfigError, match="does not match CNNSpot's released ResNet-50"):
         lite.load_checkpoint(file["model"], "blur_jpg_prob0.5.pth", {})
