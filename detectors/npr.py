@@ -34,8 +34,9 @@ from torch.nn import functional as F
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
 from bench.transforms import build_transform
+from detectors.released import load_exact
 from detectors.schedules import step_decay
-from detectors.truncated_resnet import TruncatedResNet, load_trunk
+from detectors.truncated_resnet import TruncatedResNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,6 +107,6 @@ class NPR(Detector):
         """Also read the authors' files (``NPR.pth``, ``model_epoch_last_3090.pth``): a plain state dict
         with keys ``conv1.weight`` … ``fc1.bias`` (``fc1`` [1, 512])."""
         if "fc1.weight" in state:
-            load_trunk(self.net, state, where, "NPR's released state dict (conv1 ... fc1 [1, 512])")
+            load_exact(self.net, state, where, "NPR's released state dict (conv1 ... fc1 [1, 512])")
         else:
             super().load_checkpoint(state, where, metadata)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import Tensor, nn
 
 from bench.errors import ConfigError
@@ -67,14 +66,6 @@ def strip_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return state
 
 
-def two_class_to_logit(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-    """A two-class linear head as one logit: ``z[1] − z[0]`` (its sigmoid equals softmax[:, 1])."""
-    if weight.ndim != 2 or weight.shape[0] != 2 or bias.shape != (2,):
-        raise ConfigError(f"Expected a two-class head (weight [2, D], bias [2]), got weight "
-                          f"{tuple(weight.shape)} and bias {tuple(bias.shape)}.")
-    return (weight[1] - weight[0]).unsqueeze(0), (bias[1] - bias[0]).reshape(1)
-
-
 # -- lukemelas efficientnet_pytorch → timm EfficientNet ---------------------------------------------
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
 # Inverted-residual blocks (expansion > 1) and the first stage's depthwise-separable blocks.
@@ -115,13 +106,3 @@ def set_drop_path(model: nn.Module, rate: float) -> None:
         if hasattr(block, "drop_path") and getattr(block, "has_skip", False):
             r = rate * k / len(blocks)
             block.drop_path = DropPath(r) if r > 0 else nn.Identity()
-
-
-@torch.no_grad()
-def copy_head(head: nn.Linear, weight: Tensor, bias: Tensor, where: str) -> None:
-    """Copy a released classifier into ``head`` after checking shapes."""
-    if tuple(weight.shape) != tuple(head.weight.shape) or tuple(bias.shape) != tuple(head.bias.shape):
-        raise ConfigError(f"Checkpoint {where} has a head of shape {tuple(weight.shape)}, but the detector's head "
-                          f"is {tuple(head.weight.shape)}; check the backbone and head settings.")
-    head.weight.copy_(weight)
-    head.bias.copy_(bias)

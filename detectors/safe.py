@@ -36,8 +36,9 @@ from torchvision import transforms as T
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
 from detectors.augment import RandomPatchMask
+from detectors.released import load_exact
 from detectors.schedules import warmup_cosine
-from detectors.truncated_resnet import TruncatedResNet, load_trunk
+from detectors.truncated_resnet import TruncatedResNet
 from detectors.wavelets import WAVELETS, dwt2_hh
 
 
@@ -95,9 +96,10 @@ class SAFE(Detector):
         size, cfg = self.cfg.image_size, self.cfg
         if not train:
             return T.Compose([T.CenterCrop(size), T.ToTensor()])
+        rotate = [T.RandomRotation(cfg.rotate_degrees)] if cfg.rotate_degrees else []
         return T.Compose([
-            T.RandomCrop(size, pad_if_needed=True), T.RandomHorizontalFlip(),
-            T.RandomRotation(cfg.rotate_degrees), T.ColorJitter(cfg.jitter, cfg.jitter, cfg.jitter),
+            T.RandomCrop(size, pad_if_needed=True), T.RandomHorizontalFlip(), *rotate,
+            T.ColorJitter(cfg.jitter, cfg.jitter, cfg.jitter),
             T.ToTensor(), RandomPatchMask(cfg.mask_prob, cfg.mask_max_ratio, cfg.mask_patch)])
 
     def high_band(self, images: Tensor) -> Tensor:
@@ -128,6 +130,6 @@ class SAFE(Detector):
     def load_checkpoint(self, state: dict[str, Tensor], where: str, metadata: dict[str, str]) -> None:
         """Also read the authors' ``checkpoint-best.pth`` (its ``model``: ``conv1.weight`` … ``fc1`` [2, 512])."""
         if "fc1.weight" in state:
-            load_trunk(self.net, state, where, "SAFE's released model (conv1 ... fc1 [2, 512])")
+            load_exact(self.net, state, where, "SAFE's released model (conv1 ... fc1 [2, 512])")
         else:
             super().load_checkpoint(state, where, metadata)

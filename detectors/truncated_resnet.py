@@ -13,8 +13,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
-from detectors.released import load_exact
-
 
 class TruncatedResNet(nn.Module):
     """NPR/SAFE trunk with ``num_outputs`` logits (NPR: 1; SAFE: 2)."""
@@ -54,7 +52,3 @@ def _layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequentia
     layers += [Bottleneck(out, planes) for _ in range(1, blocks)]
     return nn.Sequential(*layers)
 
-
-def load_trunk(net: TruncatedResNet, state, where: str, what: str) -> None:
-    """Load a released NPR/SAFE state dict (keys ``conv1.weight`` … ``fc1.bias``) into ``net`` strictly."""
-    load_exact(net, state, where, what)
