@@ -10,7 +10,6 @@ import pytest
 import timm
 import torch
 
-import bench.data.dataset
 from bench.errors import ConfigError, DataError
 from bench.factory import resolve_detector
 from bench.testing import check_detector
@@ -174,11 +173,26 @@ def test_released_sbi_file_scores_as_published(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(bench.data.dataset, "collate_samples"),
-                    reason="needs the sample-builder loader (lands with the data branch)")
-def test_sbi_runs_end_to_end(tmp_path):
+def test_sbi_runs_end_to_end_on_reals_only(tmp_path):
     from detector_runs import run_tiny
 
-    result = run_tiny(tmp_path, "sbi")
+    result = run_tiny(tmp_path, "sbi", "--batch-size", "4")  # 4 real rows once the fakes are left out
     assert result["status"] == "complete" and result["selection"]["rule"] == "last"
     assert np.isfinite(result["groups"]["unseen"]["auc"])
+    assert result["detector"]["uses_train_fakes"] is False and result["origin"]["kind"] == "protocol"
+
+
+def test_the_runner_feeds_sbi_reals_only_and_trains_on_their_blends(tiny_protocol):
+    from bench.data.splits import build_sources, resolve_all
+    from bench.factory import resolve_detector
+    from bench.protocol import load_protocol
+    from bench.runner import Runner, RunnerOptions
+
+    proto = load_protocol(tiny_protocol)
+    split = resolve_all(proto, build_sources(proto, None))["train"]
+    det = resolve_detector("sbi", {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}).build()
+    loader, _ = Runner(RunnerOptions(batch_size=4), seed=0).loader(split, det, train=True)
+    batch = next(iter(loader))
+    labels = split.table["label"].to_numpy()
+    assert (labels[batch["index"].numpy()] == 0).all()  # only real rows are loaded
+    assert set(batch["label"].tolist()) <= {0, 1} and len(batch["label"]) >= 4
