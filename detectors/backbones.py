@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from bench.detector import DataConfig
 from bench.errors import ConfigError
 from detectors.backbone_loading import build
 
@@ -86,6 +87,11 @@ class Backbone(nn.Module):
         self._blocks = blocks
         #: Width of :meth:`forward` with ``projected=False`` (open_clip: before ``proj``).
         self.unprojected_dim = model.transformer.width if self.library == "open_clip" else self.embed_dim
+
+    def data_config(self, image_size: int, resize: str = "resize") -> DataConfig:
+        """The preprocessing these weights expect (mean, std, interpolation) at ``image_size``."""
+        return DataConfig(image_size=image_size, mean=tuple(self.mean), std=tuple(self.std),
+                          interpolation=self.interpolation, resize=resize)
 
     # -- public accessors (for adapters: which modules are the layers, what runs after them) ---------
     @property

@@ -22,9 +22,10 @@ from bench.errors import ConfigError
 from bench.metrics import HIGHER_IS_BETTER, compute_metrics
 from bench.transforms import BlurJpeg, build_transform
 from detectors.backbones import build_backbone
+from detectors.tuning import FrozenBackboneMixin
 
 
-class ClipLinear(Detector):
+class ClipLinear(FrozenBackboneMixin, Detector):
     """Linear probe on a frozen backbone's final image embedding."""
 
     version = "1"
@@ -65,17 +66,9 @@ class ClipLinear(Detector):
         """The logistic probe is fitted in closed form on features computed once."""
         return self.cfg.probe == "logistic"
 
-    def train(self, mode: bool = True) -> ClipLinear:
-        """Keep the frozen backbone in eval mode so normalisation statistics never move."""
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
     def data_config(self) -> DataConfig:
         """The backbone's normalisation at the configured size."""
-        bb = self.backbone
-        return DataConfig(image_size=self.cfg.image_size, mean=tuple(bb.mean), std=tuple(bb.std),
-                          interpolation=bb.interpolation)
+        return self.backbone.data_config(self.cfg.image_size)
 
     def transform(self, train: bool):
         """Eval: resize + center crop; train: random crop, flip and optional blur/JPEG augmentation."""

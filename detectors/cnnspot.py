@@ -70,9 +70,7 @@ class CNNSpot(Detector):
 
     def data_config(self) -> DataConfig:
         """The backbone's normalisation; crops without resizing (random in training, centre at test)."""
-        bb = self.backbone
-        return DataConfig(image_size=self.cfg.image_size, mean=tuple(bb.mean), std=tuple(bb.std),
-                          interpolation=bb.interpolation, resize="center_crop")
+        return self.backbone.data_config(self.cfg.image_size, resize="center_crop")
 
     def augmentation(self) -> BlurJpeg:
         """Blur then JPEG, each with probability ``aug_prob``."""

@@ -32,12 +32,13 @@ from detectors.backbones import build_backbone
 from detectors.heads import LogitHead
 from detectors.hf_clip import hf_vision_to_open_clip, load_open_clip_visual
 from detectors.train_augment import DeepfakeBenchFaceAugment
+from detectors.tuning import FrozenBackboneMixin
 
 _PROJECTIONS = ("q", "k", "v")
 _RELEASED_PREFIX = "backbone.encoder.layers."
 
 
-class Effort(Detector):
+class Effort(FrozenBackboneMixin, Detector):
     """Frozen ViT with trainable SVD residuals of its attention projections, plus a linear head."""
 
     version = "1"
@@ -90,17 +91,9 @@ class Effort(Detector):
         self.head = LogitHead(self.backbone.unprojected_dim, c.head_classes,
                               init_std=0.02 if c.head_classes == 1 else None)
 
-    def train(self, mode: bool = True) -> Effort:
-        """The backbone always runs in eval mode (frozen BatchNorm statistics, no dropout)."""
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
     def data_config(self) -> DataConfig:
         """The backbone's normalisation at the configured size; resize or crop per ``resize``."""
-        bb = self.backbone
-        return DataConfig(image_size=self.cfg.image_size, mean=tuple(bb.mean), std=tuple(bb.std),
-                          interpolation=bb.interpolation, resize=self.cfg.resize)
+        return self.backbone.data_config(self.cfg.image_size, resize=self.cfg.resize)
 
     def transform(self, train: bool):
         """Eval: resize (or crop) and normalise; train: the recipe's augmentation, crop and flip first."""

@@ -39,13 +39,13 @@ from detectors.heads import LogitHead
 from detectors.hf_clip import hf_vision_to_open_clip, load_open_clip_visual
 from detectors.metric_losses import alignment, uniformity
 from detectors.train_augment import gend_augment
-from detectors.tuning import apply_tune
+from detectors.tuning import FrozenBackboneMixin, apply_tune
 
 _RELEASED = ("feature_extractor.vision_model.", "feature_extractor.visual_projection.weight",
              "model.linear.weight", "model.linear.bias")
 
 
-class GenD(Detector):
+class GenD(FrozenBackboneMixin, Detector):
     """Norm-affine tuning of a frozen backbone, L2-normalised class token, linear head, CE + metric losses."""
 
     version = "1"
@@ -86,17 +86,9 @@ class GenD(Detector):
         apply_tune(self.backbone, "norm", where="detector 'gend'")
         self.head = LogitHead(self.backbone.unprojected_dim, classes=2, normalise=True)
 
-    def train(self, mode: bool = True) -> GenD:
-        """The backbone stays in eval mode: BatchNorm statistics never move, only norm affines train."""
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
     def data_config(self) -> DataConfig:
         """CLIP's processor: shorter side to ``image_size`` (bicubic), center crop, CLIP mean/std."""
-        bb = self.backbone
-        return DataConfig(image_size=self.cfg.image_size, mean=tuple(bb.mean), std=tuple(bb.std),
-                          interpolation=bb.interpolation)
+        return self.backbone.data_config(self.cfg.image_size)
 
     def transform(self, train: bool):
         """Eval: resize + center crop; train: the augmentation first, then the same resize + center crop."""

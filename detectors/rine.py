@@ -32,6 +32,7 @@ from bench.transforms import build_transform
 from detectors.backbones import build_backbone
 from detectors.metric_losses import supcon
 from detectors.train_augment import BlurJpegChoice
+from detectors.tuning import FrozenBackboneMixin
 
 
 class PerTapLinear(nn.Module):
@@ -55,7 +56,7 @@ def _projection(first: nn.Module, dim: int, nproj: int, dropout: float) -> nn.Se
     return nn.Sequential(*layers)
 
 
-class RINE(Detector):
+class RINE(FrozenBackboneMixin, Detector):
     """Frozen backbone, intermediate class-token taps, learned per-block importance, projections and head."""
 
     version = "1"
@@ -101,17 +102,9 @@ class RINE(Detector):
                                   nn.Linear(c.proj_dim, c.proj_dim), nn.ReLU(), nn.Dropout(c.dropout),
                                   nn.Linear(c.proj_dim, 1))
 
-    def train(self, mode: bool = True) -> RINE:
-        """The frozen backbone always runs in eval mode."""
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
     def data_config(self) -> DataConfig:
         """No resizing: crops of ``image_size`` (random in training, center at test), CLIP mean/std."""
-        bb = self.backbone
-        return DataConfig(image_size=self.cfg.image_size, mean=tuple(bb.mean), std=tuple(bb.std),
-                          interpolation=bb.interpolation, resize="center_crop")
+        return self.backbone.data_config(self.cfg.image_size, resize="center_crop")
 
     def transform(self, train: bool):
         """Blur/JPEG augmentation, then random crop and flip (train); center crop (eval)."""

@@ -88,9 +88,7 @@ class SAMBaseline(Detector):
 
     def data_config(self) -> DataConfig:
         """The backbone's normalisation at the configured size."""
-        bb = self.backbone
-        return DataConfig(image_size=self.cfg.image_size, mean=tuple(bb.mean), std=tuple(bb.std),
-                          interpolation=bb.interpolation)
+        return self.backbone.data_config(self.cfg.image_size)
 
     def forward(self, images: Tensor) -> Tensor:
         """One logit per image from the final embedding."""

@@ -56,3 +56,17 @@ def apply_tune(backbone: Backbone, tune: str, where: str) -> list[nn.Module]:
         return layers + after
     raise ConfigError(f"{where} is {tune!r}, which matches no parameters; use 'norm', 'none', "
                       f"'last:K' (1 <= K <= {n_layers}) or 'full'.")
+
+
+class FrozenBackboneMixin:
+    """For detectors whose backbone never runs in training mode (list it before ``Detector``).
+
+    ``train()`` switches the detector's own modules as usual and then puts ``self.backbone`` back in
+    eval mode, so BatchNorm running statistics never move and dropout stays off, whether the backbone
+    is fully frozen or only some affine parameters train.
+    """
+
+    def train(self, mode: bool = True):
+        super().train(mode)  # type: ignore[misc]
+        self.backbone.eval()  # type: ignore[attr-defined]
+        return self
