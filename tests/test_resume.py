@@ -92,6 +92,9 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_results(tiny_protocol, 
 def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
     with pytest.raises(BenchError, match="drop -o, --limit"):
         main_raising(["run", "--resume", str(tmp_path), "-o", "lr=1", "--limit", "3"])
+    # Runner settings are recorded with the run too: given again they would be ignored, so they are refused.
+    with pytest.raises(BenchError, match="drop --batch-size, --no-cache, --skip-bad-images"):
+        main_raising(["run", "--resume", str(tmp_path), "--batch-size", "8", "--no-cache", "--skip-bad-images"])
 
 
 def test_resume_refuses_a_finished_run_and_a_foreign_folder(tiny_protocol, tmp_path):

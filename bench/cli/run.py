@@ -123,7 +123,11 @@ def _resume(args: argparse.Namespace) -> None:
                                    ("--limit", args.limit), ("--max-steps", args.max_steps),
                                    ("--eval-only", args.eval_only), ("--checkpoint", args.checkpoint),
                                    ("--perturb", args.perturb), ("--precision", args.precision),
-                                   ("--seeds", args.seeds != "0" or args.all_seeds)] if on]
+                                   ("--seeds", args.seeds != "0" or args.all_seeds),
+                                   ("--batch-size", args.batch_size != 64), ("--decode", args.decode != "cpu"),
+                                   ("--no-cache", args.no_cache), ("--check-images", args.check_images),
+                                   ("--skip-bad-images", args.skip_bad_images), ("--cpu", args.cpu),
+                                   ("--out", args.out != "runs"), ("--run-name", args.run_name)] if on]
     if given:
         raise ConfigError(f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
                           f"(only --workers, --threads and --data-root may be given with it).")
