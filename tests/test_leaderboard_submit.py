@@ -201,6 +201,19 @@ def test_scores_rounded_to_six_digits_still_match_their_results(tmp_path):
         check_predictions(back.assign(score=np.round(rng.normal(size=2 * n), 4)), result, path)
 
 
+def test_rounding_that_ties_only_fakes_still_matches_ap():
+    """AP moves when rounding ties two fakes (no real in the tie): seen on a collapsed SAFE run."""
+    labels = np.array([0] * 6 + [1] * 6)
+    scores = np.array([3.0, -2.5, 0.5, -2.0, -1.5, -1.0, 1.0000001, 1.0000004, 0.2, 0.9, 2.0, -1.2],
+                      dtype=np.float32)
+    stored = compute_metrics(labels, scores, ["auc", "ap"])
+    back = pd.DataFrame({"test_set": "t", "source": "s", "group": [f"i{i}" for i in range(12)], "label": labels,
+                         "score": [float(f"{s:.6g}") for s in scores]})  # the two fakes near 1.0 become one value
+    assert abs(compute_metrics(labels, back["score"].to_numpy(), ["ap"])["ap"] - stored["ap"]) > 1e-3
+    result = {"seed": 0, "run_id": "r", "protocol": {"name": "p", "tests": ["t"]}, "metrics": {"t": stored}}
+    check_predictions(back, result, "t.csv")
+
+
 def test_a_second_run_of_a_stored_seed_is_refused(tmp_path, registered):
     lb, frame = tmp_path / "lb", predictions(1.0, 0)
     submit(write_run_dir(tmp_path / "a", make_result("clip_linear", 0, frame=frame), frame), lb)

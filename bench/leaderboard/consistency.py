@@ -6,7 +6,8 @@ counts, and :func:`bench.metrics.compute_metrics` on its scores gives every stor
 Runs write scores with 6 significant digits (``%.6g``), so a recomputed metric may differ from the
 stored one by float rounding (relative :data:`REL_TOL`) and by what that rounding can do to the
 ranking: it never reorders two images, but it can tie a real and a fake (and, for ``video_auc``,
-move two video means past each other by at most ``1e-5 x max |score|``). The share of each class
+move two video means past each other by at most ``1e-5 x max |score|``), and for AP it can also tie
+two fakes (each fake's precision is read at the end of its tie block). The share of each class
 caught in such ties bounds how far any of the metrics can move, so it is added to the tolerance;
 other runs' scores differ by far more.
 """
@@ -100,7 +101,7 @@ def _check_metrics(part: pd.DataFrame, stored: dict[str, Any], where: str, test:
     except BenchError as err:
         raise LeaderboardError(f"{where}: the scores of {test} give no metrics ({err}); restore the file "
                                "from its run.") from None
-    slack: dict[bool, float] = {}
+    slack: dict[str, float] = {}
     for key, value in got.items():
         if key not in stored:
             continue
@@ -111,10 +112,11 @@ def _check_metrics(part: pd.DataFrame, stored: dict[str, Any], where: str, test:
             tol = max(REL_TOL * abs(float(want)), 1e-9)
             same = math.isclose(value, want, rel_tol=0, abs_tol=tol)
             if not same:  # only now pay for the bound on what rounding to %.6g can do
-                video = key == "video_auc"
-                if video not in slack:
-                    slack[video] = rounding_slack(labels, scores, videos if video else None)
-                same = math.isclose(value, want, rel_tol=0, abs_tol=tol + slack[video])
+                kind = "video" if key == "video_auc" else "ap" if key == "ap" else "image"
+                if kind not in slack:
+                    slack[kind] = rounding_slack(labels, scores, videos if kind == "video" else None,
+                                                 fakes_tied=kind == "ap")
+                same = math.isclose(value, want, rel_tol=0, abs_tol=tol + slack[kind])
         if not same:
             raise LeaderboardError(
                 f"{where} gives {key} = {value:.6g} on {test} but its results store {float(want):.6g}; these "
@@ -123,12 +125,15 @@ def _check_metrics(part: pd.DataFrame, stored: dict[str, Any], where: str, test:
             )
 
 
-def rounding_slack(labels: np.ndarray, scores: np.ndarray, videos: np.ndarray | None = None) -> float:
+def rounding_slack(labels: np.ndarray, scores: np.ndarray, videos: np.ndarray | None = None,
+                   fakes_tied: bool = False) -> float:
     """The largest share of a class's images (or videos) that rounding scores to 6 digits may have reordered.
 
     Image level: images tied with an image of the other class (rounding is monotone, so only ties
     it created can hide another order). Video level (``videos`` given): videos whose mean score lies
-    within ``1e-5 x max |score|`` of a video of the other class.
+    within ``1e-5 x max |score|`` of a video of the other class. ``fakes_tied`` (for AP): also the
+    share of fakes tied with any other image, since AP reads a fake's precision at the end of its tie
+    block; a fake in no tie keeps its precision exactly, and each tied one moves AP by at most 1/#fakes.
     """
     labels = np.asarray(labels).astype(int)
     eps = 0.0
@@ -144,4 +149,7 @@ def rounding_slack(labels: np.ndarray, scores: np.ndarray, videos: np.ndarray | 
         i = np.searchsorted(other, mine - eps, side="left")
         near = (i < len(other)) & (other[np.minimum(i, len(other) - 1)] <= mine + eps)
         shares.append(float(near.mean()))
+    if fakes_tied and (labels == 1).any():
+        _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+        shares.append(float((counts[inverse][labels == 1] > 1).mean()))
     return max(shares, default=0.0)
