@@ -1,5 +1,6 @@
 """What CoRIT's training logs measured: contrastive-signal variance with/without the RRM mask and
-CGP magnitude before/after Regional Signal Injection, averaged over training steps, per run.
+CGP magnitude before/after Regional Signal Injection, averaged over training steps (not the CGP
+warm-up passes), per run.
 
 Usage: python benchmarks/cgp_measurements.py RUN_DIR [RUN_DIR ...]   (directories of `corit` runs)
 """
@@ -15,6 +16,7 @@ KEYS = [("cgp_var_full", "cgp_var_masked"), ("cgp_norm", "cgp_norm_inj")]
 def summarise(run_dir: Path) -> dict[str, float]:
     """Mean of each logged CGP scalar over the steps that logged it."""
     records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    records = [r for r in records if r.get("event") != "warmup"]  # CGP warm-up passes are not training steps
     out = {}
     for pair in KEYS:
         for key in pair:
