@@ -33,6 +33,39 @@ seeds: [0, 1]
 """
 
 
+FOLDER_PROTOCOL = """\
+name: {name}
+version: 1
+description: {description}
+sources: {{ds: {{type: folder, root: ds, layout: "{{split}}/{{label}}"}}}}
+detector_defaults: {{backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}}
+train: {{source: ds, split: train}}
+val: {{source: ds, split: val}}
+test: {{t: {{source: ds, split: test}}}}
+metrics: [auc]
+primary: auc@t
+"""
+
+
+def write_folder_protocol(path: Path, description: str) -> Path:
+    """A protocol named after ``path`` over one folder source ``ds/{split}/{label}`` (test set ``t``)."""
+    path.write_text(FOLDER_PROTOCOL.format(name=path.stem, description=description))
+    return path
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``bench ARGS`` in this process: (exit code, stdout, stderr)."""
+    from bench.cli import main
+
+    code = 0
+    try:
+        main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def write_tiny_protocol(directory: Path, name: str = "tiny") -> Path:
     """Write the tiny protocol as ``directory/<name>.yaml`` and return its path."""
     path = Path(directory) / f"{name}.yaml"

@@ -1,19 +1,7 @@
 """The command line: every command's help shows an example; errors are one line, no traceback."""
 
 import pytest
-from conftest import write_tiny_protocol
-
-from bench.cli import main
-
-
-def run_cli(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli, write_tiny_protocol
 
 
 @pytest.mark.parametrize("command", [["run"], ["ls"], ["show"], ["validate"], ["data"], ["leaderboard"]])

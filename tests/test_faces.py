@@ -14,9 +14,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from bench.cli import main
 from bench.data.faces import crop as geometry
 from bench.data.faces.extract import Settings, new_record
 from bench.data.faces.layouts import Job
@@ -29,14 +29,6 @@ from bench.errors import ConfigError
 HIDDEN = range(18, 22)  # frames of the 40-frame clip that show no face
 
 
-def run_cli(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def report_of(out: Path) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import write_folder_protocol
 from images import write_image
 
 from bench.api import run
@@ -56,18 +57,7 @@ def test_a_changed_image_misses_alone_and_conversions_survive_the_cache(tmp_path
                 mode = "L" if (split, label, i) == ("test", "1_fake", 0) else "RGB"
                 write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=i + 7 * len(split),
                             mode=mode)
-    proto = tmp_path / "cached.yaml"
-    proto.write_text("""name: cached
-version: 1
-description: folder data for the cache test.
-sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
-detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
-train: {source: ds, split: train}
-val: {source: ds, split: val}
-test: {t: {source: ds, split: test}}
-metrics: [auc]
-primary: auc@t
-""")
+    proto = write_folder_protocol(tmp_path / "cached.yaml", "folder data for the cache test.")
     opts = RunnerOptions(batch_size=4)
     first = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "a", opts=opts)
     assert first["data"]["t"]["conversions"] == {"grayscale": 1}
@@ -87,18 +77,7 @@ def _folder(tmp_path, zero_byte=False):
                 write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=i + 7 * len(split + label))
     if zero_byte:
         (root / "ds" / "test" / "1_fake" / "3.png").write_bytes(b"")
-    proto = tmp_path / "cachedir.yaml"
-    proto.write_text("""name: cachedir
-version: 1
-description: folder data for the cache tests.
-sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
-detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
-train: {source: ds, split: train}
-val: {source: ds, split: val}
-test: {t: {source: ds, split: test}}
-metrics: [auc]
-primary: auc@t
-""")
+    proto = write_folder_protocol(tmp_path / "cachedir.yaml", "folder data for the cache tests.")
     return proto, root
 
 

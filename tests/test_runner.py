@@ -84,6 +84,7 @@ def test_a_step_budget_counts_optimisation_steps_only(tiny_protocol):
 
 def test_the_gpu_decode_flow_gives_the_cpu_scores(tmp_path, monkeypatch):
     """--decode gpu end to end (torchvision's decoder stands in for nvjpeg on the CPU)."""
+    from conftest import write_folder_protocol
     from images import write_image
 
     from bench.api import run
@@ -94,18 +95,7 @@ def test_the_gpu_decode_flow_gives_the_cpu_scores(tmp_path, monkeypatch):
         for label in ("0_real", "1_fake"):
             for i in range(4):
                 write_image(root / "ds" / split / label / f"{i}.jpg", size=(48, 40), seed=i + 10 * len(split + label))
-    proto = tmp_path / "jpegs.yaml"
-    proto.write_text("""name: jpegs
-version: 1
-description: JPEG files for the decode paths.
-sources: {ds: {type: folder, root: ds, layout: "{split}/{label}"}}
-detector_defaults: {backbone: "timm:tf_efficientnet_lite0@imagenet-offline", image_size: 32}
-train: {source: ds, split: train}
-val: {source: ds, split: val}
-test: {t: {source: ds, split: test}}
-metrics: [auc]
-primary: auc@t
-""")
+    proto = write_folder_protocol(tmp_path / "jpegs.yaml", "JPEG files for the decode paths.")
     with pytest.raises(ConfigError, match="--decode gpu needs a CUDA device"):
         Runner(RunnerOptions(decode="gpu"), seed=0)
     monkeypatch.setenv("BENCH_TEST_CPU_DECODE", "1")
