@@ -58,7 +58,7 @@ def test_numbers_are_deterministic(lb, built):
 def test_runs_not_made_under_the_protocol_are_listed_apart(tmp_path):
     lb = board(tmp_path / "lb", {"a": 1.0}, seeds=(0,))
     frame = predictions(3.0, 0)
-    commit(lb, make_result("b", 0, frame=frame, runner={"eval_only": True, "checkpoint": "/home/x/fc_weights.pth"}),
+    commit(lb, make_result("b", 0, frame=frame, runner={"eval_only": True, "checkpoint": str(tmp_path / "x" / "fc_weights.pth")}),
            frame)
     schema2 = make_result("c", 0, frame=predictions(2.0, 1), schema_version=2,
                           origin={"kind": "protocol", "rankable": False,
@@ -70,7 +70,7 @@ def test_runs_not_made_under_the_protocol_are_listed_apart(tmp_path):
     assert unranked["b"]["origin"]["reasons"] == ["eval-only: weights from fc_weights.pth"]
     assert unranked["c"]["origin"]["reasons"] == ["3 images skipped with --skip-bad-images"]
     page = render(lb)[lb / "tiny.md"]
-    assert "### Not ranked" in page and "eval-only: weights from fc_weights.pth" in page and "/home/x" not in page
+    assert "### Not ranked" in page and "eval-only: weights from fc_weights.pth" in page and str(tmp_path / "x") not in page
 
 
 def test_rows_without_predictions_are_footnoted_and_not_tied(tmp_path):

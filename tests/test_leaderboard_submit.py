@@ -235,13 +235,14 @@ def test_a_second_run_of_a_stored_seed_is_refused(tmp_path, registered):
 
 def test_a_local_protocol_path_becomes_the_registered_name(tmp_path, registered):
     lb = tmp_path / "lb"
-    run = run_dir(tmp_path, command="bench run --protocol /home/alice/work/tiny.yaml --detector clip_linear "
-                                    "--seeds 0 --out /data/runs")
+    local = tmp_path / "alice" / "work" / "tiny.yaml"
+    run = run_dir(tmp_path, command=f"bench run --protocol {local} --detector clip_linear "
+                                    f"--seeds 0 --out {tmp_path / 'runs'}")
     dest = submit(run, lb)
     assert json.loads(dest.read_text())["command"] == "bench run --protocol tiny --detector clip_linear --seeds 0"
     build(lb)
     page = (lb / "tiny.md").read_text()
-    assert "`bench run --protocol tiny --detector clip_linear --seeds 0`" in page and "/home/alice" not in page
+    assert "`bench run --protocol tiny --detector clip_linear --seeds 0`" in page and str(local.parent) not in page
     assert registered_command("bench run --protocol=../p/tiny.yaml --detector x", "tiny") == (
         "bench run --protocol=tiny --detector x")
     assert registered_command("bench run --proto my.yaml --plugin m", "tiny") == "bench run --protocol tiny --plugin m"
