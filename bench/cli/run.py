@@ -112,22 +112,26 @@ def _perturb(text: str):
                           "(keys: jpeg=1..100, blur=sigma>0, downscale=0..1).") from None
 
 
+#: Flags a resumed run takes from its record, not from the command line (flag, argparse dest).
+FIXED_ON_RESUME = [("--protocol", "protocol"), ("--detector", "detector"), ("-o", "override"), ("--limit", "limit"),
+                   ("--max-steps", "max_steps"), ("--eval-only", "eval_only"), ("--checkpoint", "checkpoint"),
+                   ("--perturb", "perturb"), ("--precision", "precision"), ("--seeds", "seeds"),
+                   ("--all-seeds", "all_seeds"), ("--batch-size", "batch_size"), ("--decode", "decode"),
+                   ("--no-cache", "no_cache"), ("--check-images", "check_images"),
+                   ("--skip-bad-images", "skip_bad_images"), ("--cpu", "cpu"), ("--out", "out"),
+                   ("--run-name", "run_name")]
+
+
 def _resume(args: argparse.Namespace) -> None:
     """Continue an interrupted run with everything it was started with; only workers and threads may change."""
     from bench.api import run
+    from bench.cli import build_parser
     from bench.protocol import Perturb
     from bench.results import resumable_run_dir
     from bench.runner import RunnerOptions
 
-    given = [flag for flag, on in [("--protocol", args.protocol), ("--detector", args.detector), ("-o", args.override),
-                                   ("--limit", args.limit), ("--max-steps", args.max_steps),
-                                   ("--eval-only", args.eval_only), ("--checkpoint", args.checkpoint),
-                                   ("--perturb", args.perturb), ("--precision", args.precision),
-                                   ("--seeds", args.seeds != "0" or args.all_seeds),
-                                   ("--batch-size", args.batch_size != 64), ("--decode", args.decode != "cpu"),
-                                   ("--no-cache", args.no_cache), ("--check-images", args.check_images),
-                                   ("--skip-bad-images", args.skip_bad_images), ("--cpu", args.cpu),
-                                   ("--out", args.out != "runs"), ("--run-name", args.run_name)] if on]
+    defaults = build_parser().parse_args(["run", "--resume", args.resume])
+    given = [flag for flag, dest in FIXED_ON_RESUME if getattr(args, dest) != getattr(defaults, dest)]
     if given:
         raise ConfigError(f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
                           f"(only --workers, --threads and --data-root may be given with it).")
