@@ -10,11 +10,11 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "DataConfig": "bench.detector", "Detector": "bench.detector", "FeatureSet": "bench.detector",
-    "Preset": "bench.detector", "StepContext": "bench.detector",
+    "DataConfig": "bench.plugin.types", "Detector": "bench.plugin.detector", "FeatureSet": "bench.plugin.types",
+    "Preset": "bench.plugin.detector", "StepContext": "bench.plugin.types",
     "BenchError": "bench.errors", "ConfigError": "bench.errors", "DataError": "bench.errors",
     "ImageError": "bench.errors",
-    "register_detector": "bench.registry", "register_source": "bench.registry",
+    "register_detector": "bench.plugin.registry", "register_source": "bench.data.registry",
     "run": "bench.api", "check_detector": "bench.testing",
 }
 

@@ -16,18 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from bench import record
-from bench.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
-from bench.checks import check_contract, check_writable
 from bench.data.splits import ResolvedSplit, build_sources, resolve_all
 from bench.errors import BenchError, ConfigError, DataError, ImageError
-from bench.factory import resolve_detector
 from bench.metrics import check_two_classes, compute_metrics
+from bench.plugin.factory import resolve_detector
 from bench.protocol import Perturb, check_select, load_protocol
-from bench.provenance import command_line
-from bench.results import finish_run, new_run_dir, now_iso, open_run_dir, resumable_run_dir
-from bench.runner import Runner, RunnerOptions
-from bench.training import STATE_DIR
+from bench.run import record
+from bench.run.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
+from bench.run.checks import check_contract, check_writable
+from bench.run.provenance import command_line
+from bench.run.results import finish_run, new_run_dir, now_iso, open_run_dir, resumable_run_dir
+from bench.run.runner import Runner, RunnerOptions
+from bench.run.training import STATE_DIR
 
 
 def data_root_from(value: str | Path | None) -> Path | None:

@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench.detector import Detector, FeatureSet, StepContext, build_config
 from bench.errors import ConfigError
+from bench.plugin.detector import Detector
+from bench.plugin.settings import build_config
+from bench.plugin.types import FeatureSet, StepContext
 
 
 class _CallCounter(nn.Module):

@@ -1,4 +1,4 @@
-"""Feature-cache store and load speed at scale (``bench.cache.FeatureCache``).
+"""Feature-cache store and load speed at scale (``bench.cache.store.FeatureCache``).
 
 Stores N x D float32 features under N file-like item keys in a temporary cache, then prints the
 seconds and MB/s of: a cold store, a repeated store (entry already there: checksum only), a full
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bench.cache import FeatureCache
+from bench.cache.store import FeatureCache
 
 
 def _best(fn, repeats: int) -> tuple[float, object]:

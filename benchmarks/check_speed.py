@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.data.folder import FolderSource
+from bench.data.sources.folder import FolderSource
 
 BROKEN = 6  # two each: empty, a PNG signature alone, truncated inside the pixel data
 

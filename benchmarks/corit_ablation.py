@@ -33,7 +33,7 @@ def one_run(protocol: str, short: str, overrides: dict, seed: int, out: Path) ->
     """Run (or reuse) one ablation cell; a stored run with other settings is an error, not a reuse."""
     from bench.api import run
     from bench.errors import ConfigError
-    from bench.factory import resolve_detector
+    from bench.plugin.factory import resolve_detector
     from bench.protocol import load_protocol
 
     spec = resolve_detector("corit", overrides, load_protocol(protocol).detector_defaults)

@@ -6,7 +6,7 @@ timed), then, with one torch thread, times for each output size: PIL decode
 (``bench.data.decode.decode_file``) + the eval transform on the PIL image, and torchvision decode
 (``bench.data.tensor_decode.decode_tensor_file``) + the same transform on the tensor. Prints img/s
 per core for each path, their ratio, and the largest difference between the two outputs (within
-``bench.transforms.TENSOR_TOLERANCE`` grey levels); then the same through ``RawDataset`` (which adds
+``bench.plugin.transforms.TENSOR_TOLERANCE`` grey levels); then the same through ``RawDataset`` (which adds
 the per-row seeding and sample dict) on both paths. The best of ``--repeats`` passes is kept.
 """
 
@@ -23,12 +23,12 @@ from PIL import Image
 
 from bench.data.dataset import RawDataset
 from bench.data.decode import decode_file
-from bench.data.folder import FolderSource
-from bench.data.photos import PHOTO_NAMES, load_photo
+from bench.data.sources.folder import FolderSource
+from bench.data.sources.photos import PHOTO_NAMES, load_photo
 from bench.data.splits import ResolvedSplit
 from bench.data.tensor_decode import decode_tensor_file
-from bench.detector import DataConfig
-from bench.transforms import build_transform
+from bench.plugin.transforms import build_transform
+from bench.plugin.types import DataConfig
 
 SIDE = 256
 

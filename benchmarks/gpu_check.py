@@ -60,13 +60,13 @@ def pil_decode():
 
 
 def pil_transform(size: int):
-    """The project's eval transform (``bench.transforms.build_transform``), else the same steps mirrored."""
+    """The project's eval transform (``bench.plugin.transforms.build_transform``), else the same steps mirrored."""
     try:
-        from bench.detector import DataConfig
-        from bench.transforms import build_transform
+        from bench.plugin.transforms import build_transform
+        from bench.plugin.types import DataConfig
 
         cfg = DataConfig(image_size=size, mean=CLIP_MEAN, std=CLIP_STD, interpolation="bicubic")
-        return build_transform(cfg, train=False), "bench.transforms.build_transform"
+        return build_transform(cfg, train=False), "bench.plugin.transforms.build_transform"
     except ImportError as err:
         from torchvision import transforms as T
 

@@ -21,7 +21,7 @@
 #     (the old default);
 #   - each data path alone, and how far the tensor paths' pixels are from the PIL path's;
 #   - with 2+ GPUs: the same with 2 processes (torchrun, one GPU each, DistributedSampler).
-# The project's transform (bench/transforms.py) imports with torch/torchvision alone and is used as
+# The project's transform (bench/plugin/transforms.py) imports with torch/torchvision alone and is used as
 # is; its decoder (bench/data/base.py) imports pandas, so without pandas the script mirrors it (PIL
 # open, load, convert RGB) and says so in its output.
 #

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from bench import Detector
-from bench.diagnose import layer_gsnr, probe_samples
+from bench.analysis.diagnose import layer_gsnr, probe_samples
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
 
 BACKBONE = "timm:tf_efficientnet_lite0@imagenet-offline"
 
@@ -33,7 +33,7 @@ class NormTuned(Detector):
         image_size: int = 64
 
     def __init__(self, cfg=None):
-        from detectors.backbones import build_backbone
+        from detectors.blocks.backbones import build_backbone
 
         super().__init__(cfg)
         self.backbone = build_backbone(self.cfg.backbone, image_size=self.cfg.image_size)

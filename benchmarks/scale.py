@@ -115,9 +115,9 @@ def throughput(root: Path, proto: Path, workers: str, batch: int) -> dict[str, f
     import torch
 
     from bench.data.splits import build_sources, resolve_all
-    from bench.factory import resolve_detector
+    from bench.plugin.factory import resolve_detector
     from bench.protocol import load_protocol
-    from bench.runner import Runner, RunnerOptions
+    from bench.run.runner import Runner, RunnerOptions
 
     proto_ = load_protocol(proto)
     split = resolve_all(proto_, build_sources(proto_, root))["test/t"]

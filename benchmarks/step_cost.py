@@ -39,9 +39,9 @@ def build_steps(spec: str, size: int, batch: dict, acc) -> dict:
     """plain, sam and corit steps on ``spec``, each warmed up (CGP warm-up passes, two steps)."""
     import torch
 
-    from bench.detector import StepContext
-    from bench.factory import resolve_detector
-    from bench.steps import standard_step
+    from bench.plugin.factory import resolve_detector
+    from bench.plugin.steps import standard_step
+    from bench.plugin.types import StepContext
 
     steps = {}
     for kind, name in [("plain", "sam"), ("sam", "sam"), ("corit", "corit")]:

@@ -17,12 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from bench import DataConfig, Detector, FeatureSet, Preset
-from bench.checkpoint import trained_state
 from bench.errors import ConfigError
 from bench.metrics import HIGHER_IS_BETTER, compute_metrics
-from bench.transforms import BlurJpeg, build_transform
-from detectors.backbones import build_backbone
-from detectors.tuning import FrozenBackboneMixin
+from bench.plugin.transforms import BlurJpeg, build_transform
+from bench.plugin.weights import state_fingerprint, trained_state
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.tuning import FrozenBackboneMixin
 
 
 class ClipLinear(FrozenBackboneMixin, Detector):
@@ -81,8 +81,6 @@ class ClipLinear(FrozenBackboneMixin, Detector):
 
     def feature_identity(self) -> dict[str, Any] | None:
         """Backbone spec, image size and a hash of the frozen weights: features can be cached across runs."""
-        from bench.cache import state_fingerprint
-
         if not self.fits_features:
             return None
         return {"backbone": self.cfg.backbone, "image_size": self.cfg.image_size,

@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.transforms import BlurJpeg, build_transform
-from detectors.backbones import build_backbone
-from detectors.released import load_exact
-from detectors.tuning import apply_tune
+from bench.plugin.transforms import BlurJpeg, build_transform
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.released import load_exact
+from detectors.blocks.tuning import apply_tune
 
 
 class CNNSpot(Detector):

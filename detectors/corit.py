@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bench.steps import frozen_bn_stats
-from detectors import corit_parts as parts
+from bench.plugin.steps import frozen_bn_stats
+from detectors.blocks import corit_parts as parts
 from detectors.sam import SAMBaseline
 
 

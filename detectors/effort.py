@@ -2,7 +2,7 @@
 
 Every attention projection of a frozen CLIP ViT (q, k, v and out, per block) is split by its SVD into
 a frozen principal subspace and a trainable residual: the ``residual_rank`` smallest singular triplets
-(:mod:`detectors.svd_residual`). Only the residual and a linear head on the 1024-d final-normalised
+(:mod:`detectors.blocks.svd_residual`). Only the residual and a linear head on the 1024-d final-normalised
 class token (before CLIP's projection; HF's ``pooler_output``) train. Defaults are the released
 face recipe (DeepfakeBench fork): CLIP ViT-L/14 (QuickGELU) at 224 px, ``Linear(1024, 2)`` read as
 z[1] − z[0], cross-entropy only (the orthogonality and norm regularisers are off in the authors'
@@ -26,13 +26,13 @@ from torch import Tensor
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.transforms import build_transform
-from detectors import svd_residual
-from detectors.backbones import build_backbone
-from detectors.heads import LogitHead
-from detectors.hf_clip import hf_vision_to_open_clip, load_open_clip_visual
-from detectors.train_augment import DeepfakeBenchFaceAugment
-from detectors.tuning import FrozenBackboneMixin
+from bench.plugin.transforms import build_transform
+from detectors.blocks import svd_residual
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.heads import LogitHead
+from detectors.blocks.hf_clip import hf_vision_to_open_clip, load_open_clip_visual
+from detectors.blocks.train_augment import DeepfakeBenchFaceAugment
+from detectors.blocks.tuning import FrozenBackboneMixin
 
 _PROJECTIONS = ("q", "k", "v")
 _RELEASED_PREFIX = "backbone.encoder.layers."

@@ -28,10 +28,10 @@ from torchvision import transforms as T
 
 from bench import DataConfig, Detector, Preset
 from bench.errors import ConfigError
-from detectors.augment import DeepfakeBenchAugment
-from detectors.backbones import build_backbone
-from detectors.released import load_exact, set_drop_path, strip_prefix
-from detectors.tuning import apply_tune
+from detectors.blocks.augment import DeepfakeBenchAugment
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.released import load_exact, set_drop_path, strip_prefix
+from detectors.blocks.tuning import apply_tune
 
 
 class FineTune(Detector):

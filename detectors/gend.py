@@ -5,7 +5,7 @@ A frozen CLIP ViT of which only the LayerNorm affine parameters train (``pre``, 
 ``post``: 50 LayerNorms, ~0.1M parameters in ViT-L/14), plus a "LinearNorm" head: the 1024-d
 final-normalised class token (before CLIP's projection) is L2-normalised, z = f/‖f‖, and a
 ``Linear(1024, 2)`` read as z[1] − z[0] gives the logit. Loss: cross-entropy + 0.5·uniformity(z) +
-0.1·alignment(z, y) (:mod:`detectors.metric_losses`). Defaults follow the authors' final runs: AdamW
+0.1·alignment(z, y) (:mod:`detectors.blocks.metric_losses`). Defaults follow the authors' final runs: AdamW
 lr 3e-4, weight decay 0 (biases and norms never decay), cosine annealing to 1e-6 with warm restarts
 every 10 epochs over 30 epochs, selection on validation AP, and the training augmentation (flip,
 affine, rare blur, colour jitter, JPEG q 40–100 on every image) before CLIP's resize + center crop.
@@ -33,13 +33,13 @@ from torchvision.transforms import v2
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.transforms import build_transform
-from detectors.backbones import build_backbone
-from detectors.heads import LogitHead
-from detectors.hf_clip import hf_vision_to_open_clip, load_open_clip_visual
-from detectors.metric_losses import alignment, uniformity
-from detectors.train_augment import gend_augment
-from detectors.tuning import FrozenBackboneMixin, apply_tune
+from bench.plugin.transforms import build_transform
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.heads import LogitHead
+from detectors.blocks.hf_clip import hf_vision_to_open_clip, load_open_clip_visual
+from detectors.blocks.metric_losses import alignment, uniformity
+from detectors.blocks.train_augment import gend_augment
+from detectors.blocks.tuning import FrozenBackboneMixin, apply_tune
 
 _RELEASED = ("feature_extractor.vision_model.", "feature_extractor.visual_projection.weight",
              "model.linear.weight", "model.linear.bias")

@@ -5,7 +5,7 @@ to each other. NPR exposes that: with ``x`` the normalised image,
 ``NPR(x) = x − up_nearest(down_nearest(x, ½), 2)`` (down-nearest keeps the top-left pixel of each
 2×2 cell, so one pixel in four of the residual is exactly zero, and an image up-sampled by nearest
 neighbour has a residual of zero everywhere). ``⅔·NPR(x)`` feeds the truncated ResNet of
-:mod:`detectors.truncated_resnet`, trained from scratch with one logit.
+:mod:`detectors.blocks.truncated_resnet`, trained from scratch with one logit.
 
 Published recipe (the defaults): ImageNet normalisation, train on 224 crops with horizontal flips
 and no other augmentation, BCE, Adam (lr 2e-4, betas 0.9/0.999, no weight decay), 50 epochs,
@@ -16,7 +16,7 @@ Changes, kept as small as the harness allows (also in ``portability_notes``):
 - Crops, never resizes: training takes a random ``image_size`` crop (zero-padded when smaller),
   evaluation a centre crop. The authors resize to 256 before cropping, a no-op on their 256-px
   ProGAN images, and test some benchmarks uncropped with batch 1; a batch needs one size here.
-- The lr schedule is laid over the run's steps (:mod:`detectors.schedules`): compressed when a
+- The lr schedule is laid over the run's steps (:mod:`detectors.blocks.schedules`): compressed when a
   protocol's budget stops training before ``epochs``.
 - The embedded protocols train as published at their 64-px size with their 3-epoch budget
   (``detector_defaults.npr``); nothing pretrained is needed.
@@ -33,10 +33,10 @@ from torch.nn import functional as F
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.transforms import build_transform
-from detectors.released import load_exact
-from detectors.schedules import step_decay
-from detectors.truncated_resnet import TruncatedResNet
+from bench.plugin.transforms import build_transform
+from detectors.blocks.released import load_exact
+from detectors.blocks.schedules import step_decay
+from detectors.blocks.truncated_resnet import TruncatedResNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -28,11 +28,11 @@ from torch.nn import functional as F
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.transforms import build_transform
-from detectors.backbones import build_backbone
-from detectors.metric_losses import supcon
-from detectors.train_augment import BlurJpegChoice
-from detectors.tuning import FrozenBackboneMixin
+from bench.plugin.transforms import build_transform
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.metric_losses import supcon
+from detectors.blocks.train_augment import BlurJpegChoice
+from detectors.blocks.tuning import FrozenBackboneMixin
 
 
 class PerTapLinear(nn.Module):

@@ -3,7 +3,7 @@
 Generators leave their traces in the highest frequencies, which resizing destroys. SAFE keeps the
 pixels (crops, never resizes), feeds the network only the diagonal high-frequency band of a
 one-level DWT (``bior1.3``, symmetric extension, per channel; resized back to the input size,
-bilinear) and trains NPR's truncated ResNet (:mod:`detectors.truncated_resnet`) from scratch with
+bilinear) and trains NPR's truncated ResNet (:mod:`detectors.blocks.truncated_resnet`) from scratch with
 a two-class head; the logit is ``z[1] − z[0]``. Inputs are in [0, 1], not mean/std-normalised.
 
 Published recipe (the defaults): random 256 crop (padded when smaller), then horizontal flip,
@@ -35,11 +35,11 @@ from torchvision import transforms as T
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from detectors.augment import RandomPatchMask
-from detectors.released import load_exact
-from detectors.schedules import warmup_cosine
-from detectors.truncated_resnet import TruncatedResNet
-from detectors.wavelets import WAVELETS, dwt2_hh
+from detectors.blocks.augment import RandomPatchMask
+from detectors.blocks.released import load_exact
+from detectors.blocks.schedules import warmup_cosine
+from detectors.blocks.truncated_resnet import TruncatedResNet
+from detectors.blocks.wavelets import WAVELETS, dwt2_hh
 
 
 class SAFE(Detector):

@@ -1,7 +1,7 @@
 """``sam``: the SAM-only baseline of the CoRIT study (corit.md §2).
 
 A linear head on a backbone's final image embedding, trained with Sharpness-Aware Minimization over
-AdamW (:func:`bench.steps.sam_step`). Which backbone parameters train is chosen by ``tune``.
+AdamW (:func:`bench.plugin.steps.sam_step`). Which backbone parameters train is chosen by ``tune``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.steps import sam_step
-from detectors.backbones import build_backbone
-from detectors.tuning import apply_tune
+from bench.plugin.steps import sam_step
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.tuning import apply_tune
 
 
 def check_radius(rho: object) -> None:

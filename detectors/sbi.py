@@ -2,7 +2,7 @@
 
 SBI never sees a manipulated face in training: every real training image becomes a pair (the real
 image, label 0; a blend of it with a transformed copy of itself, label 1) through
-:meth:`train_sample_builder` (:mod:`detectors.sbi_blend`); the protocol's training fakes are dropped
+:meth:`train_sample_builder` (:mod:`detectors.blocks.sbi_blend`); the protocol's training fakes are dropped
 (``uses_train_fakes = False``, recorded in results). It still trains under the protocol: its
 training split's reals, its validation split, its test sets.
 
@@ -33,13 +33,13 @@ from torchvision import transforms as T
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.steps import sam_step
-from detectors.backbones import build_backbone
-from detectors.released import load_exact, lukemelas_to_timm, rename_keys, set_drop_path
+from bench.plugin.steps import sam_step
+from detectors.blocks.backbones import build_backbone
+from detectors.blocks.released import load_exact, lukemelas_to_timm, rename_keys, set_drop_path
+from detectors.blocks.sbi_blend import SelfBlendBuilder
+from detectors.blocks.schedules import linear_tail_decay
+from detectors.blocks.tuning import apply_tune
 from detectors.sam import check_radius
-from detectors.sbi_blend import SelfBlendBuilder
-from detectors.schedules import linear_tail_decay
-from detectors.tuning import apply_tune
 
 MASKS = ("auto", "landmarks", "landmark_free")
 

@@ -1,6 +1,6 @@
 """A Hugging Face CLIP vision tower, as named tensors and a functional forward, for loader tests.
 
-Independent of open_clip and of ``detectors.hf_clip``: the state uses ``transformers``' parameter
+Independent of open_clip and of ``detectors.blocks.hf_clip``: the state uses ``transformers``' parameter
 names (``CLIPVisionTransformer``) and :func:`pooler_output` follows its computation (pre-LN,
 pre-norm blocks with separate q/k/v projections and the query scaled by head_dim^-0.5, post-LN
 on the class token). The default sizes are open_clip ``ViT-S-32``'s (width 384, 12 layers, 6 heads,

@@ -7,7 +7,7 @@ import pytest
 
 from bench.api import run
 from bench.errors import BenchError, DataError, ImageError
-from bench.runner import RunnerOptions
+from bench.run.runner import RunnerOptions
 
 
 def test_clip_linear_run_writes_a_complete_run_directory(tiny_protocol, tmp_path):
@@ -101,7 +101,7 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
 
 
 def test_clip_linear_computes_each_image_once(tiny_protocol, tmp_path, monkeypatch):
-    from detectors.backbones import Backbone
+    from detectors.blocks.backbones import Backbone
 
     seen = []
     original = Backbone.forward
@@ -116,6 +116,6 @@ def test_clip_linear_computes_each_image_once(tiny_protocol, tmp_path, monkeypat
     assert len(result["selection"]["grid"]) == 4
     # train + val + tests, once each; the run-time contract check's copy sees CONTRACT_BATCH random
     # images in forward() and again in features().
-    from bench.checks import CONTRACT_BATCH
+    from bench.run.checks import CONTRACT_BATCH
 
     assert sum(seen) == sum(d["n"] for d in result["data"].values()) + 2 * CONTRACT_BATCH

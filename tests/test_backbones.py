@@ -1,4 +1,4 @@
-"""Tests for detectors/backbones.py: one interface over timm ViTs/CNNs and open_clip ViTs."""
+"""Tests for detectors/blocks/backbones.py: one interface over timm ViTs/CNNs and open_clip ViTs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bench.errors import ConfigError
-from detectors.backbone_loading import load_efficientnet_lite0
-from detectors.backbones import LayerState, build_backbone
+from detectors.blocks.backbone_loading import load_efficientnet_lite0
+from detectors.blocks.backbones import LayerState, build_backbone
 
 # Tiny random-init models at tiny sizes: each builds in well under a second.
 SPECS = {

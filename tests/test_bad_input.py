@@ -18,7 +18,7 @@ from torch import nn
 
 from bench import Detector
 from bench.cli import main
-from bench.registry import DETECTORS
+from bench.plugin.registry import DETECTORS
 
 TINY = ["-o", "backbone=timm:tf_efficientnet_lite0@imagenet-offline", "-o", "image_size=32"]
 
@@ -292,8 +292,7 @@ def test_diverged_training_stops_at_the_step_and_names_the_setting(capsys, tiny_
 
 
 def test_interrupt_leaves_an_incomplete_run_and_one_line(capsys, tiny_protocol, tmp_path, monkeypatch):
-    from bench import runner
-
+    from bench.run import runner
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -306,7 +305,7 @@ def test_interrupt_leaves_an_incomplete_run_and_one_line(capsys, tiny_protocol, 
     (run_dir,) = list((tmp_path / "runs").glob("*/*/*"))
     assert (run_dir / "INCOMPLETE").exists() and not (run_dir / "results.json").exists()
     from bench.errors import BenchError
-    from bench.results import read_results
+    from bench.run.results import read_results
 
     with pytest.raises(BenchError, match="unfinished run"):
         read_results(run_dir)  # never mistaken for a finished run by readers (eval-only, diagnose, sweep)

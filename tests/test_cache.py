@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cache import CacheWarning, FeatureCache, default_root, file_item_key, state_fingerprint
+from bench.cache.store import CacheWarning, FeatureCache, default_root, file_item_key
 from bench.cli import main
 from bench.errors import ConfigError
+from bench.plugin.weights import state_fingerprint
 
 PARTS = {"detector": "clip_linear", "backbone": "timm:vit_tiny_patch16_224@none", "weights": "ab12",
          "image_size": 32, "transform": "Compose(Resize(32), CenterCrop(32))", "decode": "1", "perturb": None,

@@ -5,7 +5,7 @@ import torch
 
 from bench.api import run
 from bench.errors import ConfigError
-from bench.runner import RunnerOptions
+from bench.run.runner import RunnerOptions
 
 OPTS = RunnerOptions(batch_size=16)
 
@@ -24,7 +24,7 @@ def test_univfd_released_head_format_loads(tiny_protocol, tmp_path):
     torch.save(head, tmp_path / "fc_weights.pth")
     result = run(tiny_protocol, "univfd", out_dir=tmp_path, opts=OPTS, eval_only=True,
                  checkpoint=tmp_path / "fc_weights.pth")
-    from bench.factory import resolve_detector
+    from bench.plugin.factory import resolve_detector
 
     det = resolve_detector("univfd", {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}).build()
     det.load_checkpoint(head, "fc", {})

@@ -65,7 +65,7 @@ def test_data_synth_writes_folders_the_folder_source_reads(tmp_path, capsys):
     write_tiny_protocol(tmp_path)
     code, _, _ = run_cli(["data", "synth", "--protocol", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "d")], capsys)
     assert code == 0
-    from bench.data.folder import FolderSource
+    from bench.data.sources.folder import FolderSource
 
     source = FolderSource("d", {"root": "d"}, tmp_path)
     table = source.select("test", ["peaks_p4"])

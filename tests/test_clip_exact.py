@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.errors import ConfigError
-from detectors.backbones import build_backbone
+from detectors.blocks.backbones import build_backbone
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ from detector_runs import run_tiny
 from PIL import Image, ImageFilter
 from torch import nn
 
-from bench.detector import StepContext
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
+from bench.plugin.transforms import BlurJpeg
+from bench.plugin.types import StepContext
 from bench.testing import check_detector
-from bench.transforms import BlurJpeg
 from detectors.cnnspot import CNNSpot
 
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from bench.data.splits import build_sources, resolve_all
-from bench.detector import StepContext
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
+from bench.plugin.types import StepContext
 from bench.protocol import load_protocol
-from bench.runner import Runner, RunnerOptions
+from bench.run.runner import Runner, RunnerOptions
 from bench.testing import check_detector
-from detectors.corit_parts import channel_norm
+from detectors.blocks.corit_parts import channel_norm
 
 VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32}
 RESNET = {"backbone": "timm:resnet18@none", "image_size": 32}
@@ -330,9 +330,9 @@ def test_cgp_buffers_are_synchronised_across_two_processes(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, torch
         from accelerate import Accelerator
-        from bench.detector import StepContext
-        from bench.factory import resolve_detector
-        from detectors.corit_parts import channel_norm
+        from bench.plugin.types import StepContext
+        from bench.plugin.factory import resolve_detector
+        from detectors.blocks.corit_parts import channel_norm
 
         acc = Accelerator(cpu=True)
         rank = acc.process_index

@@ -12,13 +12,13 @@ from torch.utils.data import DataLoader
 
 from bench.data.dataset import RawDataset, collate_samples
 from bench.data.decode import CONVERSIONS
-from bench.data.folder import FolderSource
-from bench.data.manifest import ManifestSource
+from bench.data.sources.folder import FolderSource
+from bench.data.sources.manifest import ManifestSource
 from bench.data.splits import ResolvedSplit
-from bench.detector import DataConfig
 from bench.errors import ConfigError, ImageError
+from bench.plugin.transforms import build_transform
+from bench.plugin.types import DataConfig
 from bench.protocol import Perturb
-from bench.transforms import build_transform
 
 CFG = DataConfig(image_size=16)
 

@@ -173,7 +173,7 @@ def test_header_check_reads_no_pixels(tmp_path):
 
 # -- torchvision path --------------------------------------------------------------------------------
 def _photo(size=(48, 40)) -> Image.Image:
-    from bench.data.photos import load_photo
+    from bench.data.sources.photos import load_photo
 
     return Image.fromarray(load_photo("chelsea")).resize(size)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from bench.errors import ConfigError
-from bench.factory import parse_overrides, resolve_detector
+from bench.plugin.factory import parse_overrides, resolve_detector
 from bench.testing import check_detector
 
 TINY = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}

@@ -1,4 +1,4 @@
-"""Layer-wise GSNR (bench/diagnose.py): per-sample gradients, the r_j formula, layer grouping, outputs."""
+"""Layer-wise GSNR (bench/analysis/diagnose.py): per-sample gradients, the r_j formula, layer grouping, outputs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ import torch
 from torch import nn
 
 from bench import Detector
-from bench.diagnose import COLUMNS, EPS, gradient_moments, gsnr, layer_groups, layer_gsnr, load_run_detector
+from bench.analysis.diagnose import (
+    COLUMNS,
+    EPS,
+    gradient_moments,
+    gsnr,
+    layer_groups,
+    layer_gsnr,
+    load_run_detector,
+)
 from bench.errors import BenchError, ConfigError
-from bench.factory import resolve_detector
-from bench.registry import DETECTORS
-from bench.results import SCHEMA_VERSION
+from bench.plugin.factory import resolve_detector
+from bench.plugin.registry import DETECTORS
+from bench.run.results import SCHEMA_VERSION
 
 
 class Linear(Detector):
@@ -39,7 +47,7 @@ class Tuned(Detector):
         tune: str = "norm"
 
     def __init__(self, cfg=None):
-        from detectors.backbones import build_backbone
+        from detectors.blocks.backbones import build_backbone
 
         super().__init__(cfg)
         self.backbone = build_backbone(self.cfg.backbone, image_size=self.cfg.image_size)
@@ -175,7 +183,7 @@ def test_layer_gsnr_rows_cover_every_trainable_parameter_once():
 
 def _fake_run(tmp_path, name="univfd", overrides=None, drop=None):
     """A run directory as ``bench.api.run`` writes it: results.json (detector block) + checkpoint."""
-    from bench.checkpoint import CHECKPOINT, metadata_for, save_checkpoint
+    from bench.run.checkpoint import CHECKPOINT, metadata_for, save_checkpoint
 
     spec = resolve_detector(name, overrides)
     torch.manual_seed(1)
@@ -241,7 +249,7 @@ def test_gsnr_writes_csv_and_png_for_fresh_detectors_and_runs(tiny_protocol, tmp
 
 
 def test_gsnr_probe_is_balanced_and_seeded(tiny_protocol):
-    from bench.diagnose import probe_samples
+    from bench.analysis.diagnose import probe_samples
 
     images, labels = probe_samples(tiny_protocol, 9, seed=3)
     assert len(images) == 9 and labels.tolist().count(0) == 4 and labels.tolist().count(1) == 5

@@ -1,4 +1,4 @@
-"""Tests for detectors/effort.py and detectors/svd_residual.py: Effort's SVD-residual tuning."""
+"""Tests for detectors/effort.py and detectors/blocks/svd_residual.py: Effort's SVD-residual tuning."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import torch
 from accelerate import Accelerator
 from conftest import write_tiny_protocol
 
-from bench.checkpoint import read_checkpoint
-from bench.detector import StepContext
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
+from bench.plugin.types import StepContext
+from bench.run.checkpoint import read_checkpoint
 from bench.testing import check_detector
-from detectors.svd_residual import SVDResidual, svd_modules
+from detectors.blocks.svd_residual import SVDResidual, svd_modules
 
 VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32, "augment": "none"}
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
@@ -151,7 +151,7 @@ def test_released_checkpoint_loads_strictly_and_scores_as_hf_clip(released, clip
 
 
 def test_a_two_class_head_loads_into_a_one_logit_head_as_the_difference():
-    from detectors.heads import LogitHead
+    from detectors.blocks.heads import LogitHead
 
     two, one = LogitHead(8, classes=2), LogitHead(8, classes=1)
     one.load_released(two.linear.weight.detach(), two.linear.bias.detach(), "h")

@@ -11,7 +11,8 @@ import yaml
 
 from bench.cli import main
 from bench.data.faces.synthetic import astronaut_clip, write_video
-from bench.data.verify import format_report, problems, verify_protocol
+from bench.data.verify import verify_protocol
+from bench.data.verify_report import format_report, problems
 from bench.protocol import protocol_files
 
 PAIRS = {"train": [["000", "001"]], "val": [["002", "003"]], "test": [["004", "005"]]}

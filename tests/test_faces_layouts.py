@@ -16,7 +16,7 @@ from images import image_bytes
 from bench.data.faces.layouts import LAYOUTS, plan
 from bench.data.faces.run import _copy_metadata
 from bench.data.indexers import index_dataset
-from bench.data.manifest import ManifestSource
+from bench.data.sources.manifest import ManifestSource
 from bench.errors import DataError
 
 PNG = image_bytes((8, 8), seed=4)

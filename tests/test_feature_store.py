@@ -8,15 +8,15 @@ from conftest import write_folder_protocol
 from images import write_image
 
 from bench.api import run
-from bench.checks import CONTRACT_BATCH
-from bench.runner import RunnerOptions
+from bench.run.checks import CONTRACT_BATCH
+from bench.run.runner import RunnerOptions
 
 TINY = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
 
 
 @pytest.fixture
 def count_images(monkeypatch):
-    from detectors.backbones import Backbone
+    from detectors.blocks.backbones import Backbone
 
     seen = []
     original = Backbone.forward
@@ -107,7 +107,7 @@ def test_bf16_applies_to_frozen_features_with_and_without_the_cache(tiny_protoco
 
 
 def test_a_changed_image_stores_only_its_own_features(tmp_path):
-    from bench.cache import FeatureCache
+    from bench.cache.store import FeatureCache
 
     proto, root = _folder(tmp_path)
     run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "a", opts=RunnerOptions(batch_size=4))

@@ -13,9 +13,9 @@ from detector_runs import run_tiny
 from PIL import Image
 
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
 from bench.testing import check_detector
-from detectors.augment import DeepfakeBenchAugment
+from detectors.blocks.augment import DeepfakeBenchAugment
 
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
 

@@ -1,4 +1,4 @@
-"""Tests for detectors/gend.py and detectors/metric_losses.py: GenD's norm tuning and metric losses."""
+"""Tests for detectors/gend.py and detectors/blocks/metric_losses.py: GenD's norm tuning and metric losses."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from conftest import write_tiny_protocol
 from torch import nn
 from torch.nn import functional as F
 
-from bench.checkpoint import read_checkpoint
-from bench.detector import StepContext
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
+from bench.plugin.types import StepContext
+from bench.run.checkpoint import read_checkpoint
 from bench.testing import check_detector
-from detectors.metric_losses import alignment, uniformity
+from detectors.blocks.metric_losses import alignment, uniformity
 
 VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32, "augment": "none"}
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}

@@ -11,7 +11,6 @@ from torch.utils.data import DataLoader
 
 from bench.data.dataset import RawDataset
 from bench.data.decode import CONVERSIONS
-from bench.data.folder import FolderSource
 from bench.data.gpu_decode import (
     GPU_TOLERANCE,
     apply_gpu_decode,
@@ -19,11 +18,12 @@ from bench.data.gpu_decode import (
     decode_batch_gpu,
     unpack_encoded,
 )
-from bench.data.photos import load_photo
+from bench.data.sources.folder import FolderSource
+from bench.data.sources.photos import load_photo
 from bench.data.splits import ResolvedSplit
-from bench.detector import DataConfig
 from bench.errors import ImageError
-from bench.transforms import build_transform
+from bench.plugin.transforms import build_transform
+from bench.plugin.types import DataConfig
 
 CFG = DataConfig(image_size=32, std=(0.5, 0.5, 0.5))
 

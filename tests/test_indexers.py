@@ -10,7 +10,7 @@ import pytest
 from images import image_bytes
 
 from bench.data.indexers import INDEXERS, default_manifest, index_dataset, layout_options
-from bench.data.manifest import ManifestSource
+from bench.data.sources.manifest import ManifestSource
 from bench.errors import ConfigError, DataError
 
 PNG = image_bytes((8, 8), seed=1)

@@ -188,7 +188,7 @@ def test_empty_leaderboard(tmp_path):
 def test_no_module_of_the_package_imports_torch():
     code = ("import importlib, pkgutil, sys, bench.leaderboard as lb\n"
             "for m in pkgutil.walk_packages(lb.__path__, 'bench.leaderboard.'): importlib.import_module(m.name)\n"
-            "import bench.plots, bench.cli.results, bench.protocol_keys\n"
+            "import bench.analysis.plots, bench.cli.results, bench.protocol.keys\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
             "print(len(list(pkgutil.walk_packages(lb.__path__))))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.plots import detector_colours
+from bench.leaderboard.style import detector_colours
 
 BUILT_INS = ["clip_linear", "univfd", "sam", "corit", "effort", "gend", "rine", "npr", "safe", "cnnspot", "sbi",
              "finetune", "xception", "effnet_b4"]
@@ -28,7 +28,7 @@ def test_a_name_keeps_its_colour_whatever_else_a_figure_shows():
 
 
 def test_many_names_terminate():
-    code = ("from bench.plots import detector_colours\n"
+    code = ("from bench.leaderboard.style import detector_colours\n"
             "print(len(detector_colours([f'plugin_{i}' for i in range(60)] + ['univfd'])))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "61", done.stderr

@@ -18,7 +18,7 @@ from bench.leaderboard import LeaderboardError, build, read_predictions, submit
 from bench.leaderboard.consistency import check_predictions, predictions_frame
 from bench.leaderboard.submit import registered_command
 from bench.metrics import compute_metrics
-from bench.registry import PROTOCOLS
+from bench.plugin.registry import PROTOCOLS
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_scores_rounded_to_six_digits_still_match_their_results(tmp_path):
     stored = compute_metrics(labels, scores, names, groups=np.char.add("s:", videos))
     path = tmp_path / "t.csv"
     pd.DataFrame({"test_set": "t", "source": "s", "id": videos, "group": videos, "label": labels,
-                  "score": scores}).to_csv(path, index=False, float_format="%.6g")  # as bench.results writes
+                  "score": scores}).to_csv(path, index=False, float_format="%.6g")  # as bench.run.results writes
     back = predictions_frame(path, path)
     rounded = compute_metrics(labels, back["score"], names, groups=np.char.add("s:", videos))
     assert abs(rounded["auc"] - stored["auc"]) > 1e-3  # a plain 1e-6 tolerance would refuse the run's own file

@@ -9,10 +9,10 @@ from detector_runs import run_tiny
 from PIL import Image
 
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
 from bench.testing import check_detector
+from detectors.blocks.truncated_resnet import TruncatedResNet
 from detectors.npr import NPR, npr_residual
-from detectors.truncated_resnet import TruncatedResNet
 
 
 def test_npr_passes_check_detector():

@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from bench.plots import detector_colours, gsnr_title, plot_gsnr
+from bench.analysis.plots import gsnr_title, plot_gsnr
+from bench.leaderboard.style import detector_colours
 
 
 def test_a_detector_keeps_its_colour_whatever_else_is_drawn():

@@ -89,7 +89,7 @@ def test_bad_group_member_is_reported_at_its_own_line():
     ("{type: synthetic,", "{type: synthetc,", r"line 5, key 'sources.synth': .*'synthetc'.*Did you mean 'synthetic'"),
 ])
 def test_validate_checks_what_it_can_without_data(tmp_path, old, new, match):
-    from bench.protocol import validate_file
+    from bench.data.validate import validate_file
 
     path = tmp_path / "tiny.yaml"
     path.write_text(tiny(**{old: new}))
@@ -99,7 +99,7 @@ def test_validate_checks_what_it_can_without_data(tmp_path, old, new, match):
 
 
 def test_validate_checks_catalog_names(tmp_path):
-    from bench.protocol import validate_file
+    from bench.data.validate import validate_file
 
     path = tmp_path / "tiny.yaml"
     path.write_text(tiny(**{"  synth: {type: synthetic, image_size: 32, n_per_class: {train: 12, val: 8, test: 8}, "

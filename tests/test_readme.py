@@ -57,7 +57,7 @@ def test_protocol_example_validates(tmp_path, capsys):
 
 
 def test_protocol_keys_table_matches_the_schema_help():
-    from bench.protocol_keys import KEYS
+    from bench.protocol.keys import KEYS
 
     text = (ROOT / "README.md").read_text()
     table = text[text.index("<!-- protocol-keys:start -->"):text.index("<!-- protocol-keys:end -->")]
@@ -67,7 +67,7 @@ def test_protocol_keys_table_matches_the_schema_help():
 
 def test_schema_help_describes_every_field():
     from bench.protocol import Budget, PairedTest, Perturb, Protocol, Split, ValSplit
-    from bench.protocol_keys import KEYS
+    from bench.protocol.keys import KEYS
 
     keys = {k for k, _ in KEYS}
     fields = set(Protocol.model_fields) | {f"<split>.{f}" for f in Split.model_fields}

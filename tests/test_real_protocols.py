@@ -10,9 +10,9 @@ import yaml
 from images import image_bytes
 
 from bench.data.indexers import INDEXERS, index_dataset
-from bench.data.splits import build_sources, catalog, resolve_all
+from bench.data.splits import build_sources, resolve_all
 from bench.errors import DataError
-from bench.protocol import load_protocol, protocol_files
+from bench.protocol import catalog, load_protocol, protocol_files
 
 PNG = image_bytes((8, 8), seed=2)
 REAL = ["cross_domain", "cross_domain_extended", "universal", "universal_4class", "universal_jpeg75",

@@ -4,10 +4,10 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from bench import registry
-from bench.detector import Detector
 from bench.errors import ConfigError
-from bench.registry import DETECTORS, Registry
+from bench.plugin import registry
+from bench.plugin.detector import Detector
+from bench.plugin.registry import DETECTORS, Registry
 
 
 def test_builtin_detectors_come_from_entry_points():

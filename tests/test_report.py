@@ -8,7 +8,7 @@ from board import make_result, predictions, write_run_dir
 
 from bench.api import run
 from bench.cli import main
-from bench.runner import RunnerOptions
+from bench.run.runner import RunnerOptions
 
 
 def test_report_of_a_fresh_run(tiny_protocol, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 
 from bench.api import run
 from bench.cli import main
-from bench.runner import RunnerOptions
+from bench.run.runner import RunnerOptions
 
 TINY = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
 

@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from bench import Detector, training
+from bench import Detector
 from bench.api import run
 from bench.cli import main
 from bench.errors import BenchError
-from bench.registry import DETECTORS
-from bench.runner import RunnerOptions
+from bench.plugin.registry import DETECTORS
+from bench.run import training
+from bench.run.runner import RunnerOptions
 
 SAM = {"tune": "norm", "image_size": 32}
 

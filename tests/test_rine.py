@@ -9,12 +9,13 @@ import torch
 from accelerate import Accelerator
 from conftest import write_tiny_protocol
 
-from bench.checkpoint import read_checkpoint, trained_state
-from bench.detector import StepContext
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
+from bench.plugin.types import StepContext
+from bench.plugin.weights import trained_state
+from bench.run.checkpoint import read_checkpoint
 from bench.testing import check_detector
-from detectors.metric_losses import supcon
+from detectors.blocks.metric_losses import supcon
 
 VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32, "proj_dim": 16, "augment": "none"}
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32, "proj_dim": 16}

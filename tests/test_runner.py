@@ -11,7 +11,7 @@ from torch import nn
 from bench import Detector
 from bench.data.splits import build_sources, resolve_all
 from bench.protocol import load_protocol
-from bench.runner import Runner, RunnerOptions
+from bench.run.runner import Runner, RunnerOptions
 
 
 class Recorder(Detector):
@@ -143,7 +143,7 @@ def test_run_leaves_the_callers_options_alone(tiny_protocol, tmp_path):
 def test_gpu_decode_is_refused_for_detectors_that_take_pil_images(tiny_protocol, tmp_path, monkeypatch):
     from bench.api import run
     from bench.errors import ConfigError
-    from bench.registry import DETECTORS
+    from bench.plugin.registry import DETECTORS
 
     monkeypatch.setenv("BENCH_TEST_CPU_DECODE", "1")
     DETECTORS.add("recorder", Recorder)

@@ -1,4 +1,4 @@
-"""Tests for detectors/safe.py and detectors/wavelets.py: the DWT HH band, unnormalised crops, the
+"""Tests for detectors/safe.py and detectors/blocks/wavelets.py: the DWT HH band, unnormalised crops, the
 published recipe, the released checkpoint (with its argparse.Namespace), end to end."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from detector_runs import run_tiny
 from PIL import Image
 
 from bench.errors import ConfigError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
 from bench.testing import check_detector
-from detectors.augment import RandomPatchMask
+from detectors.blocks.augment import RandomPatchMask
+from detectors.blocks.truncated_resnet import TruncatedResNet
+from detectors.blocks.wavelets import dwt2_hh
 from detectors.safe import SAFE
-from detectors.truncated_resnet import TruncatedResNet
-from detectors.wavelets import dwt2_hh
 
 X = torch.tensor([[1.0, 4.0, 2.0, 0.0],
                   [3.0, 8.0, 5.0, 5.0],
@@ -132,7 +132,7 @@ def test_released_checkpoint_with_its_namespace_loads(tmp_path):
     assert model["fc1.weight"].shape == (2, 512)
     result = run_tiny(tmp_path, "safe", "--eval-only", "--checkpoint", str(tmp_path / "checkpoint-best.pth"))
     assert result["selection"]["rule"] == "eval_only"
-    from bench.checkpoint import read_checkpoint
+    from bench.run.checkpoint import read_checkpoint
 
     state, _ = read_checkpoint(tmp_path / "checkpoint-best.pth", SAFE.checkpoint_globals)
     det = SAFE(SAFE.Config(image_size=32))

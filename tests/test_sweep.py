@@ -1,4 +1,4 @@
-"""Radius sweep and COR (bench/sweep.py): the COR rule, radius parsing, validation, resume, outputs."""
+"""Radius sweep and COR (bench/analysis/sweep.py): the COR rule, radius parsing, validation, resume, outputs."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from bench import Detector
-from bench.checks import CONTRACT_BATCH
-from bench.diagnose import load_run_detector
+from bench.analysis.diagnose import load_run_detector
+from bench.analysis.sweep import critical_radius, format_cor_table, parse_radii, run_name, sweep
 from bench.errors import ConfigError
-from bench.registry import DETECTORS
-from bench.runner import RunnerOptions
-from bench.sweep import critical_radius, format_cor_table, parse_radii, run_name, sweep
+from bench.plugin.registry import DETECTORS
+from bench.run.checks import CONTRACT_BATCH
+from bench.run.runner import RunnerOptions
 
 NAN = float("nan")
 
@@ -98,7 +98,7 @@ class TinySam(Detector):
         return self.net(images).squeeze(1)
 
     def train_step(self, batch, ctx):
-        from bench.steps import sam_step
+        from bench.plugin.steps import sam_step
 
         # Crash on a real batch, not on the run-time contract check's two random images.
         if self.cfg.rho == TinySam.fail_at and len(batch["image"]) > CONTRACT_BATCH:

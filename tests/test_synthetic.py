@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from bench.data.base import TABLE_COLUMNS
-from bench.data.forgeries import GENERATORS, parse_domain
-from bench.data.photos import DEFAULT_PHOTOS, PHOTO_NAMES
-from bench.data.synthetic import LABEL_DIRS, SPLITS, SyntheticSource, subset_names, write_folder
+from bench.data.sources.forgeries import GENERATORS, parse_domain
+from bench.data.sources.photos import DEFAULT_PHOTOS, PHOTO_NAMES
+from bench.data.sources.synthetic import LABEL_DIRS, SPLITS, SyntheticSource, subset_names, write_folder
 from bench.errors import ConfigError
 
 TINY = {"image_size": 32, "n_per_class": 4, "seed": 0}

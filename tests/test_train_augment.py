@@ -1,4 +1,4 @@
-"""Tests for detectors/train_augment.py: the published training augmentations run, keep sizes, are seeded."""
+"""Tests for detectors/blocks/train_augment.py: the published training augmentations run, keep sizes, are seeded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from detectors.train_augment import BlurJpegChoice, DeepfakeBenchFaceAugment, gend_augment, jpeg
+from detectors.blocks.train_augment import BlurJpegChoice, DeepfakeBenchFaceAugment, gend_augment, jpeg
 
 
 def image(size=48):
@@ -35,7 +35,7 @@ def test_augmentations_keep_the_size_and_repeat_under_the_same_seed(augment):
 
 def test_rine_jpeg_uses_only_the_two_published_qualities(monkeypatch):
     used = []
-    monkeypatch.setattr("detectors.train_augment.jpeg", lambda img, q: used.append(q) or img)
+    monkeypatch.setattr("detectors.blocks.train_augment.jpeg", lambda img, q: used.append(q) or img)
     augment = BlurJpegChoice(p=1.0, sigma=(0.0, 0.0))
     for s in range(20):
         seeded(augment, image(16), s)

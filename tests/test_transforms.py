@@ -10,9 +10,9 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms.functional import pil_to_tensor
 
-from bench.data.photos import PHOTO_NAMES, load_photo
-from bench.detector import DataConfig
-from bench.transforms import TENSOR_TOLERANCE, BlurJpeg, build_transform
+from bench.data.sources.photos import PHOTO_NAMES, load_photo
+from bench.plugin.transforms import TENSOR_TOLERANCE, BlurJpeg, build_transform
+from bench.plugin.types import DataConfig
 
 STD = (0.27, 0.26, 0.28)
 

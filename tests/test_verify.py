@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from images import BAD_KINDS, image_bytes, write_bad
 
-from bench.data.verify import format_report, problems, verify_protocol
+from bench.data.verify import verify_protocol
+from bench.data.verify_report import format_report, problems
 
 PNG = image_bytes((8, 8), seed=3)
 
@@ -159,7 +160,7 @@ def test_memory_does_not_grow_with_file_contents(tmp_path, size):
 
 
 def test_verdict_names_every_problem_or_counts_them_and_writes_the_list(tmp_path):
-    from bench.data.verify import failure_message, problems_by_kind
+    from bench.data.verify_report import failure_message, problems_by_kind
 
     entries = basic_entries()
     missing = [f"test/gone{i}.png" for i in range(3)]

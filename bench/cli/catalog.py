@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 from tabulate import tabulate
 
+from bench.data.registry import SOURCES
 from bench.errors import BenchError
-from bench.registry import DETECTORS, SOURCES, import_plugins
+from bench.plugin.registry import DETECTORS, import_plugins
 
 EXAMPLES = {
     "ls": "bench ls detectors\n  bench ls protocols\n  bench ls sources",
@@ -23,7 +24,7 @@ EXAMPLES = {
 
 def add(command) -> None:
     """Register ``bench ls``, ``bench show`` and ``bench validate``."""
-    from bench.protocol_keys import describe
+    from bench.protocol.keys import describe
 
     ls = command("ls", EXAMPLES["ls"], "List registered detectors, protocols or source types.")
     ls.add_argument("what", choices=["detectors", "protocols", "sources"])
@@ -81,7 +82,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         print(f"# sha256: {proto.sha256()}")
         _print_counts(proto, args.data_root)
         return
-    from bench.factory import parse_overrides, resolve_detector
+    from bench.plugin.factory import parse_overrides, resolve_detector
 
     defaults = load_protocol(args.protocol).detector_defaults if args.protocol else {}
     spec = resolve_detector(args.name, parse_overrides(args.override), defaults)
@@ -110,7 +111,8 @@ def _print_counts(proto, data_root: str | None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     """Validate protocol files; exit non-zero on the first invalid one."""
-    from bench.protocol import protocol_files, validate_file
+    from bench.data.validate import validate_file
+    from bench.protocol import protocol_files
 
     targets = [Path(f) for f in args.files] or [protocol_files()[n] for n in sorted(protocol_files())]
     for path in targets:

@@ -47,7 +47,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def _data_index(args: argparse.Namespace) -> None:
     from bench.data.indexers import index_dataset
-    from bench.factory import parse_overrides
+    from bench.plugin.factory import parse_overrides
 
     options = parse_overrides(args.option)
     if args.json:
@@ -86,7 +86,8 @@ def _data_verify(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from bench.api import data_root_from
-    from bench.data.verify import failure_message, format_report, verify_protocol
+    from bench.data.verify import verify_protocol
+    from bench.data.verify_report import failure_message, format_report
 
     bar = tqdm(desc="verify", unit="file", leave=False)
 
@@ -105,8 +106,8 @@ def _data_verify(args: argparse.Namespace) -> None:
 
 def _data_synth(args: argparse.Namespace) -> None:
     """Write the synthetic source of a protocol to PNG folders."""
+    from bench.data.sources.synthetic import SyntheticSource, write_folder
     from bench.data.splits import build_sources
-    from bench.data.synthetic import SyntheticSource, write_folder
     from bench.protocol import load_protocol
 
     proto = load_protocol(args.protocol)

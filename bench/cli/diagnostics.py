@@ -47,8 +47,8 @@ def add(command) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
     """Layer-wise GSNR of fresh detectors and/or trained runs."""
-    from bench.diagnose import gsnr
-    from bench.factory import parse_overrides
+    from bench.analysis.diagnose import gsnr
+    from bench.plugin.factory import parse_overrides
 
     if not args.detector and not args.run:
         raise ConfigError("bench diagnose gsnr needs --detector NAME or --run RUN_DIR (either may repeat).")
@@ -61,9 +61,9 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     """One run per radius; CSV, plot and the critical optimization radius per detector."""
-    from bench.factory import parse_overrides
-    from bench.runner import RunnerOptions
-    from bench.sweep import cor_summary, format_cor_table, sweep
+    from bench.analysis.sweep import cor_summary, format_cor_table, sweep
+    from bench.plugin.factory import parse_overrides
+    from bench.run.runner import RunnerOptions
 
     table = sweep(args.protocol, args.detector, args.rho, Path(args.out), seed=args.seed, data_root=args.data_root,
                   overrides=parse_overrides(args.override), opts=RunnerOptions(batch_size=args.batch_size),

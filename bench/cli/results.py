@@ -107,7 +107,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     """Re-run a stored result and print, per metric, the stored value, the new one and the difference."""
     import sys
 
-    from bench.reproduce import compare, machine_note, reproduce
+    from bench.analysis.reproduce import compare, machine_note, reproduce
 
     if not args.tolerance >= 0:
         raise ConfigError(f"--tolerance {args.tolerance} must be a number >= 0.")
@@ -129,7 +129,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 def cmd_cache(args: argparse.Namespace) -> None:
     """Show the feature cache (entries, sizes, location) or delete entries."""
-    from bench.cache import ENV, FeatureCache, describe_parts, human_bytes
+    from bench.cache.store import ENV, FeatureCache, describe_parts, human_bytes
 
     cache = FeatureCache()
     if args.cache_command == "clear":

@@ -59,9 +59,9 @@ def add(command) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     """Run one detector on one protocol for each requested seed and print the metrics."""
     from bench.api import run
-    from bench.factory import parse_overrides
+    from bench.plugin.factory import parse_overrides
+    from bench.plugin.registry import import_plugins
     from bench.protocol import load_protocol
-    from bench.registry import import_plugins
 
     import_plugins(args.plugin)
     if args.resume:
@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from bench.runner import RunnerOptions
+    from bench.run.runner import RunnerOptions
 
     return RunnerOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision, cpu=args.cpu,
                          max_steps=args.max_steps, threads=args.threads, cache=not args.no_cache, decode=args.decode,
@@ -102,7 +102,7 @@ def _options(args: argparse.Namespace):
 def _perturb(text: str):
     from pydantic import ValidationError
 
-    from bench.factory import parse_overrides
+    from bench.plugin.factory import parse_overrides
     from bench.protocol import Perturb
 
     try:
@@ -122,15 +122,22 @@ FIXED_ON_RESUME = [("--protocol", "protocol"), ("--detector", "detector"), ("-o"
                    ("--run-name", "run_name")]
 
 
+def _run_defaults() -> argparse.Namespace:
+    """What each ``bench run`` flag is when not given, read from this command's own parser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    sub = parser.add_subparsers()
+    add(lambda name, examples, help_: sub.add_parser(name))
+    return parser.parse_args(["run"])
+
+
 def _resume(args: argparse.Namespace) -> None:
     """Continue an interrupted run with everything it was started with; only workers and threads may change."""
     from bench.api import run
-    from bench.cli import build_parser
     from bench.protocol import Perturb
-    from bench.results import resumable_run_dir
-    from bench.runner import RunnerOptions
+    from bench.run.results import resumable_run_dir
+    from bench.run.runner import RunnerOptions
 
-    defaults = build_parser().parse_args(["run", "--resume", args.resume])
+    defaults = _run_defaults()
     given = [flag for flag, dest in FIXED_ON_RESUME if getattr(args, dest) != getattr(defaults, dest)]
     if given:
         raise ConfigError(f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "

@@ -27,9 +27,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from bench.data.decode import conversion_index
+from bench.data.perturb import apply_perturb
 from bench.data.splits import ResolvedSplit
 from bench.errors import ConfigError, ImageError
-from bench.perturb import apply_perturb
 
 #: ``(image, label, extras) -> [(image, label), ...]``: makes the samples of one row (e.g. SBI's
 #: self-blended fakes from a real); a row mapped to ``[]`` contributes nothing.

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from bench.data.base import Source
+from bench.data.registry import SOURCES
 from bench.errors import ConfigError, DataError, did_you_mean
-from bench.protocol import PairedTest, Perturb, Protocol, Split
+from bench.protocol import PairedTest, Perturb, Protocol, Split, catalog
 
 
 @dataclass
@@ -41,18 +40,6 @@ class ResolvedSplit:
         return int((self.table["label"] == 0).sum()), int((self.table["label"] == 1).sum())
 
 
-def catalog() -> dict[str, dict]:
-    """Named source definitions from every protocol pack's ``sources.yaml``."""
-    from bench.registry import PROTOCOLS
-
-    found: dict[str, dict] = {}
-    for pack in PROTOCOLS.names():
-        item = resources.files(PROTOCOLS.get(pack)) / "sources.yaml"
-        if item.is_file():
-            found.update(yaml.safe_load(item.read_text()) or {})
-    return found
-
-
 def build_sources(proto: Protocol, data_root: Path | None) -> dict[str, Source]:
     """Instantiate every source a protocol declares (inline specs or names from ``sources.yaml``)."""
     return {name: build_source(proto, name, data_root) for name in proto.sources}
@@ -60,7 +47,6 @@ def build_sources(proto: Protocol, data_root: Path | None) -> dict[str, Source]:
 
 def build_source(proto: Protocol, name: str, data_root: Path | None) -> Source:
     """Instantiate one source of a protocol (an inline spec or a name from ``sources.yaml``)."""
-    from bench.registry import SOURCES
 
     spec = proto.sources[name]
     if isinstance(spec, str):

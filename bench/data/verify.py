@@ -238,8 +238,4 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
     return report
 
 
-# The report's text and the final error sentence live beside it; importable from here as before.
-from bench.data.verify_report import failure_message, format_report, problems, problems_by_kind
-
-__all__ = ["CountCheck", "SplitCounts", "VerifyReport", "failure_message", "format_report", "problems",
-           "problems_by_kind", "verify_protocol"]
+__all__ = ["CountCheck", "SplitCounts", "VerifyReport", "verify_protocol"]

@@ -22,7 +22,7 @@ from bench.leaderboard.definitions import definition_of
 from bench.leaderboard.resample import bootstrap
 from bench.leaderboard.stats import ALPHA, LEVEL, RESAMPLES, SEED, interval, p_not_below, pool_seeds
 from bench.metrics import HIGHER_IS_BETTER, is_count
-from bench.results import portable_command
+from bench.run.results import portable_command
 
 _SEED_FLAGS = ("--seeds", "--seed", "--run-name")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,14 +92,3 @@ def check_fresh(leaderboard_dir: Path, readme: Path | None = None) -> list[str]:
     stale = [p for p, text in board.text.items() if not p.is_file() or p.read_text("utf-8") != text]
     stale += [p for p in board.figures if not p.is_file()]
     return sorted(Path(os.path.relpath(p, lb.parent)).as_posix() for p in stale)
-
-
-def copy_figures(board: Board, lb: Path, out: Path) -> list[Path]:
-    """Copy the built figures under ``out`` at the same relative paths; return the copies."""
-    copies = []
-    for path in board.figures:
-        target = out / path.relative_to(lb)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        copies.append(target)
-    return copies

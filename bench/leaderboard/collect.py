@@ -1,6 +1,6 @@
 """Reading stored results: one validated :class:`Run` per result file, how it was made, its predictions.
 
-Result files are ``results.json`` of schema 1 or 2 (see ``bench/results.py``). Schema 2 records how a
+Result files are ``results.json`` of schema 1 or 2 (see ``bench/run/results.py``). Schema 2 records how a
 run was made in ``origin``; for schema 1 it is derived here from ``runner`` and ``skipped_images``.
 Nothing here imports torch.
 """
@@ -181,7 +181,7 @@ def load_run_dir(run_dir: Path, allow_partial: bool = False) -> Run:
     The protocol its ``config.yaml`` recorded becomes ``protocol.definition`` (checked against the
     hash wherever it is used).
     """
-    from bench.results import INCOMPLETE
+    from bench.run.results import INCOMPLETE
 
     path = Path(run_dir)
     path = path if path.is_file() else path / "results.json"

@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.leaderboard.aggregate import Table
 from bench.leaderboard.robustness import KINDS, protocol_variants, within_protocol
-from bench.plots import detector_colours, new_figure
+from bench.leaderboard.style import detector_colours, new_figure
 
 _GRID = np.linspace(0.0, 1.0, 201)
 

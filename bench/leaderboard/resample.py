@@ -4,7 +4,7 @@ A replicate draws, with replacement, the *units* of every *stratum*; an image's 
 unit's count. Strata keep reals and fakes apart (so the class counts stay fixed) and are shared
 by test sets that read the same images, so a group mean sees the correlation those images cause:
 
-- ``synthetic`` sources (``bench/data/synthetic.py``): ids are ``split/subset/label/index`` and the
+- ``synthetic`` sources (``bench/data/sources/synthetic.py``): ids are ``split/subset/label/index`` and the
   k-th image of a split and label starts from the same crop in every subset (the k-th real is the
   same crop in every domain; the k-th fake shares its base crop across generators and is the same
   image for one generator in every domain). The unit is (source, split, label, index), so every

@@ -8,6 +8,7 @@ CSS and JavaScript are inline; every link is relative.
 
 from __future__ import annotations
 
+import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,6 @@ def _html(title: str, body: str) -> str:
 
 def write_site(board, lb: Path, out: Path) -> list[Path]:
     """Write the site for a computed board (figures already built under ``lb``); return the files written."""
-    from bench.leaderboard.build import copy_figures
-
     out.mkdir(parents=True, exist_ok=True)
     written = copy_figures(board, lb, out)
     links = []
@@ -138,3 +137,13 @@ def write_site(board, lb: Path, out: Path) -> list[Path]:
                            + "\n".join(links) + "</ul>"), encoding="utf-8")
     return [*written, index]
 
+
+def copy_figures(board, lb: Path, out: Path) -> list[Path]:
+    """Copy the built figures under ``out`` at the same relative paths; return the copies."""
+    copies = []
+    for path in board.figures:
+        target = out / path.relative_to(lb)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copies.append(target)
+    return copies

@@ -20,7 +20,7 @@ from bench.leaderboard.collect import (
     write_gzip_text,
 )
 from bench.leaderboard.consistency import check_predictions, predictions_frame
-from bench.results import portable_command
+from bench.run.results import portable_command
 
 #: The ``bench run`` flag naming the protocol, and the shortest prefix argparse accepts for it.
 _PROTOCOL_FLAG, _SHORTEST = "--protocol", len("--pro")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bench.data.folder import DEFAULT_EXTENSIONS
+from bench.data.sources.folder import DEFAULT_EXTENSIONS
 from bench.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset(DEFAULT_EXTENSIONS)

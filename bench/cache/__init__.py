@@ -1,0 +1,2 @@
+"""The on-disk feature cache: frozen-backbone features shared across runs, seeds and processes.
+"""

@@ -1,0 +1,67 @@
+"""What results.json says about a run: assembled from what :func:`bench.api.run` measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from bench.data.splits import ResolvedSplit
+from bench.metrics import group_means
+from bench.run.provenance import command_line, origin
+from bench.run.results import SCHEMA_VERSION, environment, now_iso
+
+
+def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: dict, splits: dict[str, ResolvedSplit],
+             runner, arguments: dict, timing: dict, absent: dict[str, set[int]],
+             conversions: dict[str, dict[int, int]]) -> dict[str, Any]:
+    """The results.json of a run (schema :data:`bench.run.results.SCHEMA_VERSION`)."""
+    opts = runner.opts
+    partial = [r for r, on in [(f"--limit {arguments['limit']}", arguments["limit"]),
+                               (f"--max-steps {opts.max_steps}", opts.max_steps),
+                               (f"--perturb {arguments['perturb']}", arguments["perturb"])] if on]
+    skipped = sum(len(v) for v in absent.values())
+    by_name = {s.name: s for s in splits.values()}
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_dir.name, "status": "complete",
+        "partial": bool(partial), "partial_reasons": partial,
+        "origin": origin(arguments["eval_only"], arguments["checkpoint"], skipped, partial),
+        "protocol": {"name": proto.name, "version": proto.version, "sha256": proto.sha256(),
+                     "primary": proto.primary, "metrics": proto.metrics, "tests": list(proto.test),
+                     "groups": proto.groups},
+        "detector": {**spec.info(), "overrides": arguments["overrides"], "uses_train_fakes": det.uses_train_fakes,
+                     "params_total": sum(p.numel() for p in det.parameters()),
+                     "params_trainable": sum(p.numel() for p in det.parameters() if p.requires_grad)},
+        "seed": seed, "selection": selection,
+        "metrics": metrics, "groups": group_means(metrics, proto.groups),
+        "data": {s.name: data_record(s, absent, conversions) for s in splits.values()},
+        "skipped_images": {"count": skipped, "ids": {k: sorted(by_name[k].table["id"].iloc[sorted(v)])
+                                                     for k, v in absent.items() if v}},
+        "runner": {"batch_size": opts.batch_size, "workers": runner.workers_used, "precision": runner.precision,
+                   "threads": opts.threads, "max_steps": opts.max_steps, "limit": arguments["limit"],
+                   "eval_only": arguments["eval_only"], "checkpoint": arguments["checkpoint"],
+                   "check_images": arguments["check_images"], "skip_bad_images": opts.skip_bad_images,
+                   "resumed": arguments.get("resumed", False), "perturb": arguments["perturb"],
+                   "feature_cache": runner.cache.report() if runner.cache is not None else {"enabled": False}},
+        "env": environment(str(runner.accelerator.device), runner.accelerator.num_processes, runner.precision),
+        "timing": {**timing, "finished_at": now_iso()},
+        "command": arguments.get("command") or command_line(),
+    }
+
+
+def data_record(split: ResolvedSplit, absent: dict[str, set[int]], conversions: dict[str, dict[int, int]]) -> dict:
+    """One split: counts, fingerprint, number of videos, skipped images, notes and image conversions by kind."""
+    from bench.data import decode
+
+    n_real, n_fake = split.counts()
+    table = split.table
+    record = {"fingerprint": split.fingerprint, "n": len(table), "n_real": n_real, "n_fake": n_fake,
+              "skipped": len(absent.get(split.name, ())), "notes": list(split.notes),
+              "left_out_files": {reason: len(paths) for reason, paths in getattr(split, "ignored", {}).items()}}
+    if (table["group"] != table["id"]).any():
+        record["n_videos"] = int((table["source"] + ":" + table["group"]).nunique())
+    codes = pd.Series(list(conversions.get(split.name, {}).values()), dtype="int64")
+    names = decode.CONVERSIONS
+    record["conversions"] = {names[c] if c < len(names) else str(c): int(n)
+                             for c, n in codes[codes != 0].value_counts().sort_index().items()}
+    return record

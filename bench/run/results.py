@@ -1,0 +1,204 @@
+"""Run directories: ``config.yaml``, ``train_log.jsonl``, ``predictions/<test>.csv.gz`` and ``results.json``.
+
+A run directory is made when the run starts (so an unwritable ``--out`` fails before any work),
+with ``config.yaml`` and an ``INCOMPLETE`` marker; training state goes to ``state/`` after every
+epoch. When the run ends, predictions, the checkpoint and ``results.json`` (atomically) are
+written, then the marker and the state are removed: a finished run has ``results.json`` and no
+marker. An interrupted one keeps its marker (``bench run --resume DIR`` continues it) and is never
+taken for a finished run. An existing run directory is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 2
+#: Schema versions this bench can read (2 added origin, provenance and data-handling records).
+READABLE_SCHEMAS = (1, 2)
+INCOMPLETE = "INCOMPLETE"
+PREDICTION_COLUMNS = {
+    "index": "row of the test set's table (0..n-1)", "source": "protocol source the row comes from",
+    "id": "the image's id in its source (a relative path for files)", "subset": "generator or sub-dataset",
+    "group": "video id for frame datasets (= id for still images)", "label": "0 real, 1 fake",
+    "score": "the detector's logit: > 0 means fake; sigmoid(score) = P(fake); empty for skipped images",
+    "test_set": "the protocol's test-set name", "seed": "training seed of the run", "run_id": "the run directory's name",
+}
+_PACKAGES = ["forgery-bench", "torch", "torchvision", "timm", "open_clip_torch", "accelerate", "scikit-learn", "numpy"]
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601, second precision."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(short sha, dirty) of the checkout this package runs from, or (None, None) outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return sha, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def environment(device: str, num_processes: int, precision: str) -> dict[str, Any]:
+    """Library versions, git state, hardware, math backends and launch of this run."""
+    from bench.run.provenance import cpu_info, launch_command, math_backends
+
+    sha, dirty = git_state()
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"bench": versions.pop("forgery-bench"), "git_sha": sha, "git_dirty": dirty,
+            "python": platform.python_version(), **versions, "platform": platform.platform(),
+            "device": device, "num_processes": num_processes, "world_size": num_processes,
+            "mixed_precision": precision, "cpu": cpu_info(), "math": math_backends(), "launch": launch_command()}
+
+
+def new_run_dir(out_dir: Path, protocol: str, detector: str, seed: int, name: str | None = None) -> Path:
+    """The path of a new run directory; an explicit ``name`` that exists already is an error."""
+    base = Path(out_dir) / protocol / detector
+    if name:
+        path = base / name
+        if path.exists():
+            raise BenchError(f"Run directory {path} already exists; choose another --run-name or --out "
+                             "(runs are never overwritten).")
+        return path
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path, n = base / f"{stamp}-s{seed}", 1
+    while path.exists():
+        path, n = base / f"{stamp}-s{seed}-{n}", n + 1
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def open_run_dir(run_dir: Path, config: dict[str, Any], rename_on_clash: bool = False) -> Path:
+    """Create ``run_dir`` now, with ``config.yaml`` and the ``INCOMPLETE`` marker; return the directory made.
+
+    With ``rename_on_clash`` (automatic names), a directory made meanwhile by a run that started in
+    the same second gets this run a ``-<n>`` suffix instead of failing.
+    """
+    run_dir, base, n = Path(run_dir), Path(run_dir), 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            if not rename_on_clash:
+                raise BenchError(f"Run directory {run_dir} already exists; runs are never overwritten.") from None
+            run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+        except OSError as err:
+            raise BenchError(f"Run directory {run_dir} cannot be created ({err.strerror or err}); choose a "
+                             f"writable --out.") from None
+    (run_dir / INCOMPLETE).write_text(f"started {now_iso()}; resume with `bench run --resume {run_dir}`\n")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return run_dir
+
+
+def resumable_run_dir(run_dir: Path) -> dict[str, Any]:
+    """The ``config.yaml`` of an interrupted run (``--resume``); a clear error for anything else."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise BenchError(f"{run_dir} is not a run directory (no config.yaml); pass the directory of an "
+                         f"interrupted `bench run`.")
+    if not (run_dir / INCOMPLETE).exists():
+        raise BenchError(f"{run_dir} is a finished run (it has results.json and no {INCOMPLETE} marker); "
+                         f"there is nothing to resume.")
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
+               predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None) -> Path:
+    """Write the log, predictions, checkpoint and (last, atomically) results.json; unmark the run.
+
+    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
+    """
+    run_dir = Path(run_dir)
+    with open(run_dir / "train_log.jsonl", "w") as fh:
+        fh.writelines(json.dumps(record, default=_plain) + "\n" for record in log)
+    folder = run_dir / "predictions"
+    folder.mkdir(exist_ok=True)
+    for name, frame in predictions.items():
+        frame = frame.assign(test_set=name, seed=result["seed"], run_id=run_dir.name)
+        frame.to_csv(folder / f"{name}.csv.gz", index=False, float_format="%.6g")
+    _atomic_write(folder / "columns.json", json.dumps(PREDICTION_COLUMNS, indent=2) + "\n")
+    if save_checkpoint is not None:
+        save_checkpoint(run_dir)
+    _atomic_write(run_dir / "results.json", json.dumps({**result, "run_id": run_dir.name}, indent=2,
+                                                       default=_plain) + "\n")
+    (run_dir / INCOMPLETE).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "state", ignore_errors=True)
+    return run_dir
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    """Load ``results.json`` of a run directory, with a clear error for unfinished or foreign dirs."""
+    path = Path(run_dir) / "results.json"
+    if (Path(run_dir) / INCOMPLETE).exists():
+        raise BenchError(f"{run_dir} is an unfinished run (interrupted?); finish it with `bench run --resume "
+                         f"{run_dir}` before using it.")
+    if not path.is_file():
+        raise BenchError(f"{run_dir} has no results.json; it is not a finished run directory.")
+    data = json.loads(path.read_text())
+    if data.get("schema_version") not in READABLE_SCHEMAS:
+        raise BenchError(f"{path} has schema_version {data.get('schema_version')!r}; this bench reads "
+                         f"versions {', '.join(map(str, READABLE_SCHEMAS))}.")
+    return data
+
+
+def portable_command(command: str) -> str:
+    """Drop machine-specific path options (--out, --data-root) from a recorded command.
+
+    Where a run wrote its files and where its data lives do not change its numbers, and committed
+    result files must not carry one machine's paths.
+    """
+    words, out, skip = command.split(), [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in ("--out", "--data-root"):
+            skip = True
+            continue
+        if word.startswith(("--out=", "--data-root=")):
+            continue
+        out.append(word)
+    return " ".join(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
