@@ -107,3 +107,55 @@ def test_validate_checks_catalog_names(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'sources.synth': .*'forensynth'.*Did you mean 'forensynths'"):
         validate_file(path)
     assert validate_file("synthetic_universal").name == "synthetic_universal"
+
+
+# -- keys added for issue 21: paired train/val, test_resolution, perturb shorter_side ------------------
+PAIRED_TRAIN = """train:
+  real: {source: synth, split: train, subsets: [upsample_nearest]}
+  fake: {source: synth, split: train, subsets: [upsample_nearest], frames_per_group: 2}
+val:
+  real: {source: synth, split: val, subsets: [upsample_nearest]}
+  fake: {source: synth, split: val, subsets: [upsample_nearest]}
+  select: "best:ap"
+"""
+
+
+def test_train_and_val_may_take_reals_and_fakes_from_two_places():
+    head, rest = tiny().split("\ntrain:", 1)
+    tests = "test:" + rest.split("\ntest:", 1)[1]
+    proto = parse_protocol(f"{head}\n{PAIRED_TRAIN}{tests}", "p.yaml")
+    assert proto.val.select == "best:ap" and proto.train.fake.frames_per_group == 2
+    assert [where for where, _ in proto.splits()][:4] == [
+        ("train", "real"), ("train", "fake"), ("val", "real"), ("val", "fake")]
+    with pytest.raises(ConfigError, match="select must be"):
+        parse_protocol(f"{head}\n{PAIRED_TRAIN.replace('best:ap', 'best:f1')}{tests}", "p")
+
+
+def test_late_keys_at_their_defaults_leave_every_hash_as_it_was():
+    import hashlib
+    import json
+
+    proto = parse_protocol(tiny(**{"{source: synth, split: test, subsets: [peaks_p4]}":
+                                   "{source: synth, split: test, subsets: [peaks_p4], perturb: {jpeg: 75}}"}), "p")
+    before = proto.model_dump(mode="json")  # what the schema of the first results dumped, without the late keys
+    del before["test_resolution"]
+    del before["test"]["peaks_p4"]["perturb"]["shorter_side"]
+    old = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert proto.sha256() == old
+    native = parse_protocol(tiny() + "test_resolution: native\n", "p")
+    lowres = parse_protocol(tiny(**{"subsets: [peaks_p4]}": "subsets: [peaks_p4], perturb: {shorter_side: 64}}"}), "p")
+    assert len({native.sha256(), lowres.sha256(), parse_protocol(tiny(), "p").sha256()}) == 3
+
+
+def test_perturb_scales_by_a_factor_or_to_a_shorter_side_never_both():
+    from PIL import Image
+
+    from bench.data.perturb import apply_perturb
+    from bench.protocol import Perturb
+
+    with pytest.raises(ConfigError, match="downscale or shorter_side, not both"):
+        parse_protocol(tiny(**{"subsets: [peaks_p4]}": "subsets: [peaks_p4], perturb: {downscale: 0.5, shorter_side: 64}}"}), "p")
+    assert apply_perturb(Image.new("RGB", (500, 375)), Perturb(shorter_side=112)).size == (149, 112)
+    assert apply_perturb(Image.new("RGB", (60, 90)), Perturb(shorter_side=64)).size == (60, 90)  # never up-scaled
+    with pytest.raises(ConfigError, match="test_resolution"):
+        parse_protocol(tiny() + "test_resolution: full\n", "p")

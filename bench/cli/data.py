@@ -124,13 +124,8 @@ def _data_synth(args: argparse.Namespace) -> None:
 
 def _subsets_by_split(proto, source_name: str) -> dict[str, list[str]]:
     """The subsets of each split that a protocol reads from one source."""
-    from bench.protocol import PairedTest
-
-    parts = [proto.train, proto.val]
-    for test in proto.test.values():
-        parts += [test.real, test.fake] if isinstance(test, PairedTest) else [test]
     wanted: dict[str, list[str]] = {}
-    for part in parts:
+    for _, part in proto.splits():
         if part.source == source_name:
             for subset in part.subsets or []:
                 if subset not in wanted.setdefault(part.split, []):

@@ -12,11 +12,16 @@ from bench.protocol import Perturb
 def apply_perturb(img: Image.Image, spec: Perturb) -> Image.Image:
     """Apply ``spec`` to ``img``: down-scale, then blur, then JPEG re-encoding (each only when set).
 
-    Every operation is deterministic, so an image gets the same degradation in every run and process.
+    Down-scaling is by a factor (``downscale``) or to a shorter side of ``shorter_side`` pixels (aspect
+    kept; an image whose shorter side is already that small is left as it is). Every operation is
+    deterministic, so an image gets the same degradation in every run and process.
     """
-    if spec.downscale is not None:
-        w, h = img.size
-        small = (max(1, round(w * spec.downscale)), max(1, round(h * spec.downscale)))
+    w, h = img.size
+    factor = spec.downscale
+    if spec.shorter_side is not None and min(w, h) > spec.shorter_side:
+        factor = spec.shorter_side / min(w, h)
+    if factor is not None:
+        small = (max(1, round(w * factor)), max(1, round(h * factor)))
         img = img.resize(small, Image.BICUBIC)
     if spec.blur is not None:
         img = img.filter(ImageFilter.GaussianBlur(spec.blur))

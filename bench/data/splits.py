@@ -73,6 +73,8 @@ def missing_data_message(source: Source, err: DataError) -> str:
         parts.append(f"This is {about['dataset']}" + (f", expected as {about['layout']}" if about.get("layout") else "") + ".")
     if about.get("get"):
         parts.append(f"Get it from {about['get']}.")
+    if about.get("download"):
+        parts.append(f"Download it with `{about['download']}`.")
     if about.get("index"):
         parts.append(f"Index it with `{about['index']}`.")
     if about:
@@ -153,8 +155,17 @@ def resolve_all(proto: Protocol, sources: dict[str, Source], limit: int | None =
                 perturb: Perturb | None = None) -> dict[str, ResolvedSplit]:
     """Resolve train, val and every test set; keys are ``train``, ``val`` and ``test/<name>``.
 
-    ``perturb`` degrades every test set (never train or val).
+    ``perturb`` degrades every test set (never train or val). A protocol that asks for test images at
+    their stored resolution (``test_resolution: native``) is refused here, before any data is read:
+    the runner cannot yet hand a detector uncropped images of varying sizes, and evaluating them
+    through the detector's own crop instead would report the other test mode under this one's name.
     """
+    if proto.test_resolution == "native":
+        twin = proto.name.removesuffix("_nocrop")
+        fix = (f"run {twin!r} (each detector's own eval transform) instead" if twin != proto.name else
+               "set test_resolution: detector to evaluate through each detector's own eval transform")
+        raise ConfigError(f"Protocol {proto.name!r} evaluates test images at their stored resolution "
+                          f"(test_resolution: native), which this version of the runner does not apply yet; {fix}.")
     out = {"train": resolve_split("train", proto.train, sources, limit),
            "val": resolve_split("val", proto.val, sources, limit)}
     for name, spec in proto.test.items():

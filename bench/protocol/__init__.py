@@ -5,7 +5,16 @@
 """
 
 from bench.protocol.files import catalog, load_protocol, located_error, parse_protocol, protocol_files
-from bench.protocol.schema import Budget, PairedTest, Perturb, Protocol, Split, ValSplit, check_select
+from bench.protocol.schema import (
+    Budget,
+    PairedTest,
+    PairedVal,
+    Perturb,
+    Protocol,
+    Split,
+    ValSplit,
+    check_select,
+)
 
-__all__ = ["Budget", "PairedTest", "Perturb", "Protocol", "Split", "ValSplit", "catalog", "check_select",
+__all__ = ["Budget", "PairedTest", "PairedVal", "Perturb", "Protocol", "Split", "ValSplit", "catalog", "check_select",
            "load_protocol", "located_error", "parse_protocol", "protocol_files"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from bench.errors import ConfigError, did_you_mean
 from bench.metrics import METRIC_NAMES
@@ -30,11 +30,23 @@ class _Strict(BaseModel):
 
 
 class Perturb(_Strict):
-    """A deterministic degradation: JPEG quality, Gaussian blur sigma, down-scaling factor (applied in that order)."""
+    """A deterministic degradation: down-scaling, then Gaussian blur sigma, then JPEG quality.
+
+    Down-scaling is a factor (``downscale``) or a target for the shorter side in pixels
+    (``shorter_side``, GenImage's "LR (112)"), never both.
+    """
 
     jpeg: int | None = Field(default=None, ge=1, le=100)
     blur: float | None = Field(default=None, gt=0)
     downscale: float | None = Field(default=None, gt=0, lt=1)
+    #: Down-scale so the shorter side is this many pixels (aspect kept; an image already smaller is kept as is).
+    shorter_side: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_scaling(self) -> Perturb:
+        if self.downscale is not None and self.shorter_side is not None:
+            raise ValueError("set downscale or shorter_side, not both")
+        return self
 
 
 class Split(_Strict):
@@ -69,11 +81,38 @@ class ValSplit(Split):
 
 
 class PairedTest(_Strict):
-    """A test set whose reals and fakes come from different places (a shared real pool)."""
+    """Reals and fakes from different places: a test set with a shared real pool, or a training set
+    whose fakes are released apart from their reals (DF40's fakes, FF++'s reals)."""
 
     real: Split
     fake: Split
     perturb: Perturb | None = None
+
+
+class PairedVal(PairedTest):
+    """A validation set whose reals and fakes come from different places, plus the selection rule."""
+
+    select: str = "best:auc"
+
+    @field_validator("select")
+    @classmethod
+    def _check_select(cls, value: str) -> str:
+        try:
+            return check_select(value)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+
+
+def _shape(value: Any) -> str:
+    """``Paired`` for a mapping with ``real`` or ``fake`` (or a paired model), else ``Split``: errors then name
+    the keys of the shape the user wrote, not of the other one."""
+    paired = isinstance(value, PairedTest) or (isinstance(value, dict) and ("real" in value or "fake" in value))
+    return "Paired" if paired else "Split"
+
+
+#: A train or test split: one source, or reals and fakes from two.
+SplitOrPair = Annotated[Annotated[Split, Tag("Split")] | Annotated[PairedTest, Tag("Paired")], Discriminator(_shape)]
+ValOrPair = Annotated[Annotated[ValSplit, Tag("Split")] | Annotated[PairedVal, Tag("Paired")], Discriminator(_shape)]
 
 
 class Budget(_Strict):
@@ -91,14 +130,17 @@ class Protocol(_Strict):
     description: str
     sources: dict[str, str | dict[str, Any]]
     detector_defaults: dict[str, Any] = Field(default_factory=dict)
-    train: Split
-    val: ValSplit
-    test: dict[str, Split | PairedTest]
+    train: SplitOrPair
+    val: ValOrPair
+    test: dict[str, SplitOrPair]
     groups: dict[str, list[str]] = Field(default_factory=dict)
     metrics: list[Literal["auc", "ap", "eer", "acc", "video_auc", "oracle_acc"]]
     primary: str
     budget: Budget = Budget()
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    #: ``detector``: test images go through each detector's own eval transform; ``native``: at their stored
+    #: size, uncropped (CNNDetection's ``--no_crop``), which the runner must apply (see ``resolve_all``).
+    test_resolution: Literal["detector", "native"] = "detector"
 
     @model_validator(mode="after")
     def _check_references(self) -> Protocol:
@@ -126,17 +168,39 @@ class Protocol(_Strict):
         return self
 
     def splits(self) -> list[tuple[tuple[str, ...], Split]]:
-        """Every split with its key path: train, val, and each test set's (or its real and fake parts)."""
-        out: list[tuple[tuple[str, ...], Split]] = [(("train",), self.train), (("val",), self.val)]
-        for name, test in self.test.items():
-            parts = [("real", test.real), ("fake", test.fake)] if isinstance(test, PairedTest) else [(None, test)]
-            out += [(("test", name, part) if part else ("test", name), split) for part, split in parts]
+        """Every split with its key path: train, val, and each test set's (or their real and fake parts)."""
+        out: list[tuple[tuple[str, ...], Split]] = []
+        named = [(("train",), self.train), (("val",), self.val)]
+        named += [(("test", name), test) for name, test in self.test.items()]
+        for where, spec in named:
+            parts = [("real", spec.real), ("fake", spec.fake)] if isinstance(spec, PairedTest) else [(None, spec)]
+            out += [((*where, part) if part else where, split) for part, split in parts]
         return out
 
     def sha256(self) -> str:
-        """Canonical hash: sha256 of the schema-normalised protocol as sorted JSON."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Canonical hash: sha256 of the schema-normalised protocol as sorted JSON.
+
+        Keys added to the schema later are left out while they hold their default, so a protocol
+        written before them (and every stored result's definition) keeps its hash.
+        """
+        canonical = json.dumps(_hashable(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+#: Keys added after the first schema, with the default that leaves them out of the hash: top-level keys,
+#: and keys of every ``perturb``/``fake_perturb`` mapping.
+_LATE_TOP = {"test_resolution": "detector"}
+_LATE_PERTURB = {"shorter_side": None}
+
+
+def _hashable(data: Any, late: dict[str, Any] = _LATE_TOP) -> Any:
+    """``data`` without the late keys that hold their defaults."""
+    if isinstance(data, list):
+        return [_hashable(v, {}) for v in data]
+    if not isinstance(data, dict):
+        return data
+    return {k: _hashable(v, _LATE_PERTURB if k in ("perturb", "fake_perturb") else {})
+            for k, v in data.items() if not (k in late and v == late[k])}
 
 
 def check_select(value: str) -> str:
