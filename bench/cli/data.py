@@ -11,6 +11,7 @@ from bench.errors import BenchError, ConfigError
 EXAMPLES = ("bench data synth --out synth_data --protocol synthetic_universal\n"
             "  bench data index ffpp $BENCH_DATA_ROOT/FaceForensics++\n"
             "  bench data index deepfakebench $BENCH_DATA_ROOT/FaceForensics++ --json FaceForensics++.json\n"
+            "  bench data index df40 $BENCH_DATA_ROOT/DF40_train\n"
             "  bench data verify --protocol cross_domain --data-root /data\n"
             "  bench data faces celebdf ~/Downloads/Celeb-DF-v2 --out $BENCH_DATA_ROOT/Celeb-DF-v2")
 
@@ -24,7 +25,7 @@ def add(command) -> None:
     synth.add_argument("--protocol", default="synthetic_universal", help="protocol whose synthetic source to write")
     index = data_sub.add_parser("index", help="index a dataset in its published layout into a manifest CSV")
     index.add_argument("layout", help="ffpp, dfd, deepfakebench, celebdf, dfdc, dfdcp, deeperforensics, uadfv, "
-                                      "forensynths, univfd_diffusion, genimage")
+                                      "forensynths, univfd_diffusion, genimage, real_fake_sets, df40, drct2m")
     index.add_argument("root", help="the dataset's folder")
     index.add_argument("--out", help="manifest path (default ROOT/index.csv)")
     index.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
@@ -52,9 +53,12 @@ def _data_index(args: argparse.Namespace) -> None:
     options = parse_overrides(args.option)
     if args.json:
         options["json"] = args.json
+    notes: list[str] = []
     path = index_dataset(args.layout, Path(args.root), Path(args.out) if args.out else None,
-                         overwrite=args.overwrite, **options)
+                         overwrite=args.overwrite, notes=notes, **options)
     print(f"wrote {path}")
+    for note in notes:
+        print(f"note: {note}")
     _print_faces_report(Path(args.root))
 
 

@@ -2,7 +2,9 @@
 
 ``bench data index LAYOUT ROOT`` calls :func:`index_dataset`. Each layout's indexer lists the tree
 (never decoding an image) and reads the dataset's own label and split files; the manifest has the
-columns ``path,label,split,subset,group`` with paths relative to the manifest's directory.
+columns ``path,label,split,subset,group`` with paths relative to the manifest's directory. An
+indexer that takes a ``notes`` list appends what it left out and why (empty folders, a release's
+known gaps), which ``bench data index`` prints.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 from bench.data.indexers.common import Row
 from bench.data.indexers.deepfakebench import index_deepfakebench
+from bench.data.indexers.df40 import index_df40
 from bench.data.indexers.ffpp import index_dfd, index_ffpp
+from bench.data.indexers.generated import index_drct2m, index_real_fake_sets
 from bench.data.indexers.images import index_forensynths, index_genimage, index_univfd_diffusion
 from bench.data.indexers.videos import (
     index_celebdf,
@@ -40,6 +44,9 @@ INDEXERS: dict[str, Callable[..., Iterator[Row]]] = {
     "forensynths": index_forensynths,
     "univfd_diffusion": index_univfd_diffusion,
     "genimage": index_genimage,
+    "real_fake_sets": index_real_fake_sets,
+    "df40": index_df40,
+    "drct2m": index_drct2m,
 }
 
 #: Default manifest file name inside ROOT; DFD shares the FF++ directory, so it gets its own name.
@@ -51,7 +58,7 @@ COLUMNS = ["path", "label", "split", "subset", "group"]
 def layout_options(layout: str) -> dict[str, Any]:
     """The keyword options a layout's indexer accepts, with their defaults (``inspect.Parameter.empty`` if required)."""
     params = list(inspect.signature(_indexer(layout)).parameters.values())[1:]
-    return {p.name: p.default for p in params}
+    return {p.name: p.default for p in params if p.name != "notes"}
 
 
 def describe(layout: str) -> str:
@@ -72,15 +79,16 @@ def _indexer(layout: str) -> Callable[..., Iterator[Row]]:
 
 
 def index_dataset(layout: str, root: str | Path, out: str | Path | None = None, *,
-                  overwrite: bool = False, **options: Any) -> Path:
+                  overwrite: bool = False, notes: list[str] | None = None, **options: Any) -> Path:
     """Index the dataset tree at ``root`` laid out as ``layout``; write the manifest and return its path.
 
     ``out`` defaults to :func:`default_manifest`; it must lie in ``root`` or a directory above it,
     because the manifest's paths are relative to its own directory. An existing manifest is
     replaced only with ``overwrite=True``. ``options`` are the layout's keyword options (see
     :func:`layout_options`, e.g. ``splits`` and ``compression`` for ``ffpp``, ``json`` for
-    ``deepfakebench``). The file is written under a temporary name and renamed, so an interrupted
-    run never leaves a half-written manifest.
+    ``deepfakebench``). ``notes``, when given, receives the indexer's notes on what it left out.
+    The file is written under a temporary name and renamed, so an interrupted run never leaves a
+    half-written manifest.
     """
     indexer = _indexer(layout)
     allowed = layout_options(layout)
@@ -102,6 +110,8 @@ def index_dataset(layout: str, root: str | Path, out: str | Path | None = None, 
         raise ConfigError(f"{out} is not in {root} or a directory above it; the manifest's paths are relative "
                           "to its own directory, so write it there (or above).")
     prefix = PurePosixPath(*Path(prefix).parts).as_posix() + "/" if prefix else ""
+    if "notes" in inspect.signature(indexer).parameters:
+        options["notes"] = notes if notes is not None else []
     rows = sorted(indexer(root, **options))
     if not rows:
         raise DataError(f"Found no images under {root} for layout {layout!r}; check ROOT and the layout "

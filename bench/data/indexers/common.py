@@ -7,6 +7,7 @@ define labels and splits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -104,3 +105,43 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON ({err}); download it again.") from None
+
+
+def held_out(key: str) -> bool:
+    """True for the tenth of keys a release without a validation split holds out for checkpoint selection.
+
+    A fixed function of ``key`` alone (sha256), so every machine holds out the same images, and
+    everything sharing a key (one FF++ identity across DF40 methods, one COCO id's real and fake)
+    stays on one side.
+    """
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % 10 == 0
+
+
+def scan(base: Path) -> tuple[list[str], int, dict[str, int]]:
+    """Images below ``base`` (relative, sorted), the number of empty leaf folders, and other files by extension.
+
+    Releases with known gaps (DF40's empty video folders, videos where frames belong) are reported
+    from these counts instead of being passed over in silence.
+    """
+    images: list[str] = []
+    empty, others = 0, {}
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        dirs, files = [], []
+        with os.scandir(base / rel if rel else base) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    dirs.append(entry.name)
+                elif is_image(entry.name):
+                    files.append(entry.name)
+                else:
+                    ext = os.path.splitext(entry.name)[1].lower() or entry.name
+                    others[ext] = others.get(ext, 0) + 1
+        prefix = f"{rel}/" if rel else ""
+        empty += int(rel != "" and not dirs and not files)
+        images += [prefix + f for f in sorted(files)]
+        stack.extend(prefix + d for d in sorted(dirs, reverse=True))
+    return images, empty, others

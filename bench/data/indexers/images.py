@@ -11,8 +11,10 @@ from bench.errors import DataError
 LABEL_DIRS = {"0_real": 0, "1_fake": 1}
 #: UnivFD's real pools: images directly in these folders (no 0_real below) are real.
 REAL_POOLS = {"laion", "imagenet"}
-#: GenImage folder names (top-level download folders and the inner ``imagenet_*`` folders) -> subset.
+#: GenImage folder names (top-level download folders, lower-cased, as the download and as GenImage's README
+#: spells them, and the inner ``imagenet_*`` folders) -> subset.
 GENIMAGE_NAMES = {
+    "stable diffusion v1.4": "sd_v1_4", "stable diffusion v1.5": "sd_v1_5",
     "midjourney": "midjourney", "imagenet_midjourney": "midjourney",
     "stable_diffusion_v_1_4": "sd_v1_4", "imagenet_ai_0419_sdv4": "sd_v1_4",
     "stable_diffusion_v_1_5": "sd_v1_5", "imagenet_ai_0424_sdv5": "sd_v1_5",
@@ -25,7 +27,7 @@ GENIMAGE_NAMES = {
 GENIMAGE_LABELS = {"ai": 1, "nature": 0}
 
 
-def _label_from_dirs(rel: str) -> int | None:
+def label_from_dirs(rel: str) -> int | None:
     """The label of the nearest ``0_real``/``1_fake`` folder above ``rel``, or None."""
     for part in reversed(PurePosixPath(rel).parts[:-1]):
         if part in LABEL_DIRS:
@@ -45,20 +47,20 @@ def index_forensynths(root: Path) -> Iterator[Row]:
         def has_splits(p: Path) -> bool:
             return any((p / s).is_dir() for s in ("train", "val", "test"))
 
-        hint = "".join(_looks_like(root / d, has_splits) for d in subdirs(root)[:50])
+        hint = "".join(looks_like(root / d, has_splits) for d in subdirs(root)[:50])
         raise DataError(f"{root} has no train, val or test folder; the ForenSynths layout is "
                         "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png." + hint)
     for split in splits:
         for subset in subdirs(root / split):
             for rel in walk_images(root / split / subset):
-                label = _label_from_dirs(rel)
+                label = label_from_dirs(rel)
                 if label is None:
                     raise DataError(f"{root / split / subset / rel} is not below a 0_real or 1_fake folder; "
                                     "the ForenSynths layout labels every image by such a folder.")
                 yield Row(f"{split}/{subset}/{rel}", label, split, subset)
 
 
-def _looks_like(path: Path, test) -> str:
+def looks_like(path: Path, test) -> str:
     """A hint naming ``path`` when it passes ``test`` (it has the layout: ROOT was one level too high)."""
     return f" {path} looks like the dataset folder: pass it as ROOT." if test(path) else ""
 
@@ -82,13 +84,13 @@ def index_univfd_diffusion(root: Path) -> Iterator[Row]:
         def generators(p: Path) -> bool:
             return any(set(subdirs(p / d)) & set(LABEL_DIRS) for d in subdirs(p))
 
-        hint = "".join(_looks_like(root / f, generators) for f in bad)
+        hint = "".join(looks_like(root / f, generators) for f in bad)
         raise DataError(f"{root / bad[0]} holds neither 0_real/1_fake folders nor images, so {root} is not "
                         f"UnivFD's diffusion_datasets folder (expected {layout}).{hint}")
     for subset in folders:
         default = 0 if subset.lower() in REAL_POOLS else 1
         for rel in walk_images(root / subset):
-            label = _label_from_dirs(rel)
+            label = label_from_dirs(rel)
             if label is None and labelled[subset]:
                 raise DataError(f"{root / subset / rel} is outside the 0_real/1_fake folders of "
                                 f"{root / subset}; move or remove it, so that no image is labelled by guess.")
@@ -113,7 +115,7 @@ def _genimage_dirs(root: Path) -> Iterator[tuple[str, str]]:
         inner = [d for d in subdirs(root / top)
                  if _has_splits(root / top / d) and d.lower().startswith("imagenet")]
         if not inner:
-            hint = _looks_like(root / top, lambda p: any(
+            hint = looks_like(root / top, lambda p: any(
                 _has_splits(p / d) or any(_has_splits(p / d / e) for e in subdirs(p / d))
                 for d in subdirs(p)))
             raise DataError(f"{root / top} is not a GenImage generator folder ({layout}), so {root} is not "
