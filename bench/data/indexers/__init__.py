@@ -17,6 +17,7 @@ from typing import Any
 from bench.data.indexers.common import Row
 from bench.data.indexers.deepfakebench import index_deepfakebench
 from bench.data.indexers.ffpp import index_dfd, index_ffpp
+from bench.data.indexers.hints import hints
 from bench.data.indexers.images import index_forensynths, index_genimage, index_univfd_diffusion
 from bench.data.indexers.videos import (
     index_celebdf,
@@ -102,7 +103,10 @@ def index_dataset(layout: str, root: str | Path, out: str | Path | None = None, 
         raise ConfigError(f"{out} is not in {root} or a directory above it; the manifest's paths are relative "
                           "to its own directory, so write it there (or above).")
     prefix = PurePosixPath(*Path(prefix).parts).as_posix() + "/" if prefix else ""
-    rows = sorted(indexer(root, **options))
+    try:
+        rows = sorted(indexer(root, **options))
+    except DataError as err:  # say where the dataset folder is when ROOT is not it
+        raise DataError(f"{str(err).rstrip()}{hints(layout, root)}") from None
     if not rows:
         raise DataError(f"Found no images under {root} for layout {layout!r}; check ROOT and the layout "
                         f"({describe(layout)}).")
