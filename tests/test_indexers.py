@@ -301,8 +301,8 @@ def test_genimage_refuses_a_folder_one_level_too_high(tmp_path):
     for split in ("train", "val"):
         touch(root / f"ADM/imagenet_ai_0508_adm/{split}/ai/a.png")
         touch(root / f"Midjourney/{split}/nature/n.JPEG")
-    with pytest.raises(DataError, match=r"GenImage is not a GenImage generator folder.*GenImage looks like the "
-                                        "dataset folder: pass it as ROOT"):
+    with pytest.raises(DataError, match=r"holds no GenImage generator folder.*GenImage is none.*GenImage looks like "
+                                        "the dataset folder: pass it as ROOT"):
         index_dataset("genimage", tmp_path)
     touch(root / "BigGAN/train/fake/f.png")
     with pytest.raises(DataError, match=r"BigGAN/train holds fake instead of ai and nature folders"):
