@@ -9,6 +9,8 @@ The other parts: ``test_bad_input_data.py`` (images, folders, manifests, dataset
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from bad_input import TINY, run_args
 from conftest import TINY_PROTOCOL
@@ -27,6 +29,9 @@ from conftest import TINY_PROTOCOL
     (["-o", "epochs=" + "9" * 5000], r"-o epochs line 1: integer 9999.*has 5000 digits; integers must fit in 64 bits"),
     (["-o", "c_values={a: 1, a: 2}"], r"-o c_values line 1: key 'a' appears twice"),
     (["--batch-size", "0"], r"--batch-size must be a positive integer"),
+    (["--batch-size", "99999999999999999999"], r"--batch-size must be a positive integer \(at most 2147483647\)"),
+    (["-o", "image_size=100000"], r"'image_size'.*is 100000; use a positive number of pixels, at most 8192"),
+    (["--perturb", "blur=1e30"], r"--perturb 'blur=1e30' is invalid: .*less than or equal to 1000"),
     (["--threads", "0"], r"--threads must be a positive integer"),
     (["--threads", "100000"], r"--threads 100000 is more than the \d+ core\(s\) this process may use; use at most"),
     (["--workers", "100000"], r"--workers 100000 is more than 4 loader processes per core"),
@@ -109,7 +114,10 @@ def test_hostile_yaml_is_refused_at_its_line(refused, tmp_path, text, match):
     refused(["validate", str(bad)], match)
 
 
-def test_binary_and_unknown_keys_in_protocol_files(refused, tmp_path):
+def test_binary_special_and_unknown_keys_in_protocol_files(refused, tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    refused(["validate", str(fifo)], r"pipe\.yaml is not a regular file")
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"name: \xff\xfe\x00binary\n")
     refused(["validate", str(binary)], r"binary\.yaml is not UTF-8 text")

@@ -9,6 +9,8 @@ from bench.cli.resume import resume
 from bench.errors import ConfigError
 from bench.inputs import check_component, check_seeds, check_threads, check_workers
 
+#: Largest --limit, --max-steps and --batch-size (a count beyond it fails deep in the data loader).
+COUNT_MAX = 2**31 - 1
 EXAMPLES = ("bench run --protocol synthetic_cross_domain --detector clip_linear\n"
             "  bench run --protocol synthetic_universal --detector univfd --seeds 0,1,2 -o lr=3e-4 --batch-size 32\n"
             "  bench run --protocol my_protocol.yaml --detector my_detector --plugin my_module --limit 50\n"
@@ -72,8 +74,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         return resume(args, add)
     overrides = parse_overrides(args.override)
     for flag, value in (("--limit", args.limit), ("--max-steps", args.max_steps), ("--batch-size", args.batch_size)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"{flag} must be a positive integer, got {value}.")
+        if value is not None and not 0 < value <= COUNT_MAX:
+            raise ConfigError(f"{flag} must be a positive integer (at most {COUNT_MAX}), got {value}.")
     if args.all_seeds:
         seeds = load_protocol(args.protocol).seeds  # the schema checked them (range, repeats)
     else:
@@ -126,4 +128,4 @@ def _perturb(text: str):
         return Perturb(**parse_overrides(text.split(",")))
     except ValidationError as err:
         raise ConfigError(f"--perturb {text!r} is invalid: {err.errors()[0]['msg']} "
-                          "(keys: jpeg=1..100, blur=sigma>0, downscale=0..1).") from None
+                          "(keys: jpeg=1..100, blur=sigma in (0, 1000], downscale=0..1).") from None

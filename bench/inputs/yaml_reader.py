@@ -174,6 +174,9 @@ def read_text(path: str | Path, what: str = "YAML file", max_bytes: int = MAX_YA
     """The UTF-8 text of a small file, or a ConfigError naming it (missing, unreadable, too large, binary)."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise ConfigError(f"{what} {path} is not a regular file (a pipe or device would block or never end); "
+                              "pass the file itself.")
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > max_bytes:

@@ -68,7 +68,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     """Load a protocol by registered name or from a ``.yaml`` path."""
     path = Path(name_or_path)
     if str(name_or_path).endswith((".yaml", ".yml")):
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"Protocol file {path} does not exist; check the path.")
     else:
         files = protocol_files()

@@ -34,7 +34,7 @@ class Perturb(_Strict):
     """A deterministic degradation: JPEG quality, Gaussian blur sigma, down-scaling factor (applied in that order)."""
 
     jpeg: int | None = Field(default=None, ge=1, le=100)
-    blur: float | None = Field(default=None, gt=0)
+    blur: float | None = Field(default=None, gt=0, le=1000)
     downscale: float | None = Field(default=None, gt=0, lt=1)
 
 

@@ -58,7 +58,8 @@ def read_checkpoint(path: Path, safe_globals: tuple = ()) -> tuple[dict[str, tor
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise ConfigError(f"Checkpoint {path} does not exist; pass a run directory saved by `bench run` "
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ConfigError(f"Checkpoint {path} {what}; pass a run directory saved by `bench run` "
                           "or a .safetensors/.pth file.")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open
