@@ -47,8 +47,8 @@ def check_files_cheaply(source: Any, table: pd.DataFrame, root: Path) -> list[tu
         except OSError as err:
             bad.append((item_id, f"{path} cannot be read ({err.strerror})"))
             continue
-        real = confinement.real(path, linked) if confinement is not None else None
-        if real is not None and not confinement.contains(real):
+        real = confinement.outside(path, linked) if confinement is not None else None
+        if real is not None:
             bad.append((item_id, (f"{path} resolves to {real}, outside the data root (through a symbolic link); "
                                   "move it below the data root, or set allow_outside_root: true in the source")))
             continue

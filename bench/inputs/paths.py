@@ -35,6 +35,8 @@ def os_path_problem(path: str) -> str | None:
     if "\x00" in path:
         return "contains a NUL byte"
     encoded = os.fsencode(path) if isinstance(path, str) else path
+    if len(encoded) <= NAME_MAX:  # the common case, checked once per file: no name can be too long
+        return None
     if len(encoded) > PATH_MAX:
         return f"is {len(encoded):,} bytes long, over the {PATH_MAX:,} a path may have"
     longest = max((len(part) for part in encoded.split(b"/")), default=0)
@@ -75,34 +77,30 @@ def check_component(name: str, what: str, fix: str = "choose another") -> str:
 class Confinement:
     """Which real paths a source may read: those inside the data root or the source's own root.
 
-    ``check(path)`` returns the real path of ``path`` when it lies inside, else None (the caller
-    refuses it or, where the protocol allows paths outside the root, records it). Real paths of
-    directories are memoised, so checking every file of a large tree costs one ``lstat`` per file.
+    ``outside(path, is_link)`` returns the real path of ``path`` when it lies outside, else None (the
+    caller refuses it or, where the protocol allows paths outside the root, records it). Verdicts
+    are memoised per directory, so checking every file of a large tree costs nothing beyond the
+    ``lstat`` the caller makes anyway.
     """
 
     def __init__(self, roots: Iterable[str | Path]):
         self.roots = tuple(dict.fromkeys(os.path.realpath(r) for r in roots if r is not None))
-        self._dirs: dict[str, str] = {}
+        self._inside: dict[str, bool] = {}
 
     def contains(self, real: str) -> bool:
         """True when the real path ``real`` lies in one of the roots."""
         return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots)
 
-    def real(self, path: str | Path, is_link: bool | None = None) -> str:
-        """The real path of ``path`` (links resolved), with its directory's resolution memoised.
+    def outside(self, path: str, is_link: bool) -> str | None:
+        """The real path of ``path`` when it lies outside the roots, else None.
 
-        ``is_link`` saves the ``lstat`` when the caller knows already.
+        A file that is no link is inside exactly when its directory is, decided once per directory.
         """
-        path = os.fspath(path)
-        if is_link if is_link is not None else os.path.islink(path):
-            return os.path.realpath(path)
-        parent, name = os.path.split(path)
-        real_parent = self._dirs.get(parent)
-        if real_parent is None:
-            real_parent = self._dirs[parent] = os.path.realpath(parent)
-        return os.path.join(real_parent, name)
-
-    def check(self, path: str | Path) -> str | None:
-        """The real path of ``path`` when it is inside the roots, else None."""
-        real = self.real(path)
-        return real if self.contains(real) else None
+        if is_link:
+            real = os.path.realpath(path)
+            return None if self.contains(real) else real
+        parent, _, name = path.rpartition(os.sep)
+        inside_ = self._inside.get(parent)
+        if inside_ is None:
+            inside_ = self._inside[parent] = self.contains(os.path.realpath(parent))
+        return None if inside_ else os.path.join(os.path.realpath(parent), name)
