@@ -233,6 +233,7 @@ _AS_NOBODY = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a child process per case (it imports torch before dropping privileges)
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to drop to nobody")
 @pytest.mark.parametrize("what, match", [
     ("file", r"1_fake/2\.png cannot be read \(Permission denied\)"),

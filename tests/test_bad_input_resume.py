@@ -76,6 +76,7 @@ def test_a_resume_refuses_changed_images_protocol_and_settings(refused, tmp_path
     assert (run_dir / "INCOMPLETE").exists() and not (run_dir / "results.json").exists()
 
 
+@pytest.mark.slow  # a second process holds the lock, then is killed
 def test_only_one_run_writes_a_run_directory_and_a_crashed_holder_frees_it(refused, tiny_protocol, tmp_path,
                                                                             monkeypatch, capsys):
     run_dir = killed_run(tmp_path, monkeypatch, tiny_protocol)
