@@ -11,21 +11,28 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.data.identity import check_held_out, identify_all
 from bench.data.splits import ResolvedSplit, build_sources, resolve_all
 from bench.errors import BenchError, ConfigError, DataError, ImageError
+from bench.inputs import check_seeds
 from bench.metrics import check_two_classes, compute_metrics
 from bench.plugin.factory import resolve_detector
 from bench.protocol import Perturb, check_select, load_protocol
 from bench.run import record
 from bench.run.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
 from bench.run.checks import check_contract, check_writable
+from bench.run.files import RESUME_HINT
 from bench.run.provenance import command_line
 from bench.run.results import finish_run, new_run_dir, now_iso, open_run_dir, resumable_run_dir
+from bench.run.resume import GUARD, RunLock, check_unchanged, settings_sha256
+from bench.run.resume import guard as resume_guard
 from bench.run.runner import Runner, RunnerOptions
 from bench.run.training import STATE_DIR
 
@@ -64,6 +71,7 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     if opts.decode == "gpu" and not spec.cls.tensor_input:
         raise ConfigError(f"--decode gpu hands the transform uint8 tensors, but detector {detector!r} takes PIL "
                           f"images (tensor_input is False); use --decode cpu.")
+    check_seeds([seed], "This run")
     check_writable(Path(out_dir))
     runner = Runner(opts, seed, detector)                                       # 3. hardware
     arguments["runner"]["precision"] = runner.precision  # as resolved (the launcher's, if any): resumes keep it
@@ -71,37 +79,47 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     splits = resolve_all(proto, sources, limit, perturb)
     for key, split in splits.items():  # training, selection and AUC all need both classes
         check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")
+    identity = identify_all(splits)  # one stat per file: which file each row is, and what it holds
+    check_held_out(proto, splits, identity)  # no test image is a train or val image
     opts.skip = check_files(splits, full=check_images, skip=opts.skip_bad_images, runner=runner)
     runner.ledger.absent.update({k: set(v) for k, v in opts.skip.items()})
-    command = resumable_run_dir(Path(resume))["command"] if resume is not None else command_line()
-    run_dir = _start(runner, out_dir, proto.name, detector, seed, run_name, resume,  # 5. run directory
-                     {"arguments": arguments, "protocol": proto.model_dump(mode="json"), "detector": spec.info(),
-                      "data_root": str(data_root_from(data_root) or ""), "command": command})
-    try:
-        det = spec.build()                                                      # 6. detector (contract checked)
-        meta = load_weights(det, spec, checkpoint)
-        check_contract(det, detector, runner.accelerator, train=not eval_only)
-        fit_start = time.perf_counter()                                         # 7. fit (select on val, never test)
-        selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
-                     if eval_only else runner.fit(det, splits["train"], splits["val"], select,
-                                                  proto.budget.max_epochs, proto.budget.max_steps, run_dir=run_dir))
-        fit_seconds = time.perf_counter() - fit_start
-        predictions, metrics = evaluate(runner, det, proto, splits)             # 8. predict + metrics
-    except BenchError:
-        _discard_if_unstarted(runner, run_dir, resume)
-        raise
-    absent, conversions = runner.ledger.merged()
-    timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 9. results (main process)
-              "predict_seconds": round(time.perf_counter() - fit_start - fit_seconds, 2),
-              "total_seconds": round(time.perf_counter() - t0, 2)}
-    result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed, selection=selection,
-                             metrics=metrics, splits=splits, runner=runner, timing=timing, absent=absent,
-                             conversions=conversions,
-                             arguments={**arguments, "resumed": resume is not None, "command": command})
-    if runner.is_main:
-        finish_run(run_dir, result, runner.log, predictions,
-                   lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"])))
-    runner.accelerator.wait_for_everyone()
+    unchanged = resume_guard(proto.sha256(), settings_sha256(arguments, spec.config_sha256()),
+                             {name: ident.fingerprint for name, ident in identity.items()})
+    recorded = resumable_run_dir(Path(resume)) if resume is not None else None
+    if recorded is not None:  # a resume must find the data, protocol and settings it started with
+        check_unchanged(Path(resume), recorded.get(GUARD), unchanged)
+    command = recorded["command"] if recorded is not None else command_line()
+    with _locked_run_dir(runner, out_dir, proto.name, detector, seed, run_name, resume,  # 5. run directory
+                         {"arguments": arguments, "protocol": proto.model_dump(mode="json"), "detector": spec.info(),
+                          "data_root": str(data_root_from(data_root) or ""), "command": command,
+                          GUARD: unchanged}) as run_dir:
+        try:
+            det = spec.build()                                                  # 6. detector (contract checked)
+            meta = load_weights(det, spec, checkpoint)
+            check_contract(det, detector, runner.accelerator, train=not eval_only)
+            fit_start = time.perf_counter()                                     # 7. fit (select on val, never test)
+            selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
+                         if eval_only else runner.fit(det, splits["train"], splits["val"], select,
+                                                      proto.budget.max_epochs, proto.budget.max_steps,
+                                                      run_dir=run_dir))
+            fit_seconds = time.perf_counter() - fit_start
+            predictions, metrics = evaluate(runner, det, proto, splits)         # 8. predict + metrics
+        except BenchError:
+            _discard_if_unstarted(runner, run_dir, resume)
+            raise
+        absent, conversions = runner.ledger.merged()
+        timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 9. results (main process)
+                  "predict_seconds": round(time.perf_counter() - fit_start - fit_seconds, 2),
+                  "total_seconds": round(time.perf_counter() - t0, 2)}
+        result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed, selection=selection,
+                                 metrics=metrics, splits=splits, runner=runner, timing=timing, absent=absent,
+                                 conversions=conversions,
+                                 arguments={**arguments, "resumed": resume is not None, "command": command})
+        if runner.is_main:
+            finish_run(run_dir, result, runner.log, predictions,
+                       lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"]),
+                                                 RESUME_HINT.format(run_dir=d)))
+        runner.accelerator.wait_for_everyone()
     result["run_dir"] = str(run_dir)
     return result
 
@@ -141,18 +159,36 @@ def _discard_if_unstarted(runner: Runner, run_dir: Path, resume) -> None:
                 break
 
 
-def _start(runner: Runner, out_dir, protocol: str, detector: str, seed: int, run_name: str | None,
-           resume, config: dict) -> Path:
-    """Make (or, with ``resume``, reuse) the run directory on the main process; every process gets its path."""
+@contextmanager
+def _locked_run_dir(runner: Runner, out_dir, protocol: str, detector: str, seed: int, run_name: str | None,
+                    resume, config: dict) -> Iterator[Path]:
+    """Make (or, with ``resume``, reuse) the run directory and hold its lock (main process) for the run.
+
+    Every process gets its path; a directory another run holds is refused on every process.
+    """
     from accelerate.utils import broadcast_object_list
 
-    path = [Path(resume) if resume is not None else None]
-    if runner.is_main and resume is None:
-        path[0] = open_run_dir(new_run_dir(Path(out_dir), protocol, detector, seed, run_name), config,
-                               rename_on_clash=run_name is None)
+    found: list = [Path(resume) if resume is not None else None, None]
+    lock = None
+    if runner.is_main:
+        try:
+            if resume is None:
+                found[0] = open_run_dir(new_run_dir(Path(out_dir), protocol, detector, seed, run_name), config,
+                                        rename_on_clash=run_name is None)
+            lock = RunLock(found[0]).acquire()
+            if resume is not None:
+                resumable_run_dir(found[0])  # still unfinished now that it is ours
+        except BenchError as err:
+            found[1] = str(err)
     if runner.accelerator.num_processes > 1:
-        broadcast_object_list(path)
-    return Path(path[0])
+        broadcast_object_list(found)
+    try:
+        if found[1] is not None:
+            raise BenchError(found[1])
+        yield Path(found[0])
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def prediction_frame(split: ResolvedSplit, scores) -> pd.DataFrame:

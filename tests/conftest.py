@@ -94,3 +94,15 @@ def tiny_protocol(tmp_path: Path) -> Path:
 def private_feature_cache(tmp_path, monkeypatch):
     """Each test gets its own feature cache: no test reads features another one stored."""
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "feature-cache"))
+
+
+@pytest.fixture
+def refused(capsys, tmp_path):
+    """``refused(argv, match, out=None)``: run ``bench argv`` and assert the bad-input contract.
+
+    Exit 2, one ``error:`` line matching ``match``, no traceback, and nothing under ``tmp_path``
+    outside ``--out`` (or ``out``) created or changed (:func:`bad_input.refuses`).
+    """
+    from bad_input import refuses
+
+    return lambda argv, match, out=None: refuses(capsys, tmp_path, argv, match, out)

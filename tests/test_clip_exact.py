@@ -84,3 +84,82 @@ def test_an_activation_mismatch_warning_is_an_error(monkeypatch):
     monkeypatch.setattr(open_clip, "create_model", warn_then_build)
     with pytest.raises(ConfigError, match="QuickGELU mismatch"):
         build_backbone("open_clip:ViT-B-32@openai")
+
+
+# -- a local file that is one of open_clip's releases gets that release's activation, whatever its name -----
+def _openai_entry(monkeypatch, sha256: str) -> None:
+    """Point the ViT-B-32 ``openai`` entry of open_clip's table at a file with ``sha256`` (as if it were OpenAI's)."""
+    from open_clip import pretrained
+
+    entry = dict(pretrained._PRETRAINED["ViT-B-32"]["openai"])
+    entry["url"] = f"https://openaipublic.azureedge.net/clip/models/{sha256}/ViT-B-32.pt"
+    monkeypatch.setitem(pretrained._PRETRAINED["ViT-B-32"], "openai", entry)
+
+
+def test_the_release_table_lookup_reads_open_clips_real_entries():
+    from detectors.blocks.clip_releases import release_table, url_sha256
+
+    table = {(arch, tag): cfg for arch, tag, cfg in release_table()}
+    vit_b32 = table[("ViT-B-32", "openai")]
+    assert url_sha256(vit_b32["url"]) == "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
+    assert vit_b32["quick_gelu"] is True and vit_b32["hf_hub"].startswith("timm/vit_base_patch32_clip_224.openai")
+    yfcc = table[("RN50", "yfcc15m")]  # open_clip's own early release: the 8-digit prefix in the file name
+    assert url_sha256(yfcc["url"]) == "455df137" and yfcc["quick_gelu"] is True
+    with_hash = [key for key, cfg in table.items() if url_sha256(cfg.get("url") or "")]
+    assert len(with_hash) >= 30 and all(table[key].get("quick_gelu") for key in with_hash if key[1] == "openai")
+
+
+def test_a_state_dict_with_an_openai_sha256_is_built_with_quickgelu_whatever_the_name(reference, tmp_path,
+                                                                                        monkeypatch):
+    from detectors.blocks.clip_releases import file_sha256
+
+    model, _, _ = reference
+    path = tmp_path / "renamed_weights.bin"
+    torch.save(model.state_dict(), path)
+    plain = build_backbone(f"open_clip:ViT-B-32@{path}")
+    assert not _quick(plain) and plain.build_record["activation_from"].startswith("architecture name")
+    _openai_entry(monkeypatch, file_sha256(str(path)))
+    bb = build_backbone(f"open_clip:ViT-B-32@{path}")
+    _check(bb, reference)
+    assert bb.build_record == {"spec": f"open_clip:ViT-B-32@{path}", "library": "open_clip",
+                               "pretrained": str(path), "activation": "quick_gelu",
+                               "activation_from": "sha256 of open_clip's ViT-B-32@openai"}
+
+
+def test_a_file_in_a_hub_cache_of_an_openai_repo_is_built_with_quickgelu(reference, tmp_path):
+    model, _, _ = reference
+    snapshot = tmp_path / "hub" / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    torch.save(model.state_dict(), snapshot / "open_clip_pytorch_model.bin")
+    bb = build_backbone(f"open_clip:ViT-B-32@{snapshot / 'open_clip_pytorch_model.bin'}")
+    _check(bb, reference)
+    assert bb.build_record["activation_from"] == "hf_hub of open_clip's ViT-B-32@openai"
+
+
+def test_a_gelu_release_named_quickgelu_is_refused(tmp_path, monkeypatch):
+    import open_clip
+    from open_clip import pretrained
+
+    from detectors.blocks.clip_releases import file_sha256
+
+    path = tmp_path / "laion.bin"
+    torch.save(open_clip.create_model("ViT-B-16", pretrained=None).state_dict(), path)
+    entry = dict(pretrained._PRETRAINED["ViT-B-16"]["laion400m_e31"])  # a GELU release with a hash in its url
+    entry["url"] = f"https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/x-{file_sha256(str(path))[:8]}.pt"
+    monkeypatch.setitem(pretrained._PRETRAINED["ViT-B-16"], "laion400m_e31", entry)
+    with pytest.raises(ConfigError, match=r"is open_clip's ViT-B-16@laion400m_e31 \(by its sha256\), trained with "
+                                          r"GELU; name it open_clip:ViT-B-16@"):
+        build_backbone(f"open_clip:ViT-B-16-quickgelu@{path}")
+
+
+def test_results_record_the_activation_of_every_open_clip_backbone(tiny_protocol, tmp_path, reference, monkeypatch):
+    from bench.api import run
+    from bench.run.runner import RunnerOptions
+
+    model, _, _ = reference
+    path = tmp_path / "clip.bin"
+    torch.save(model.state_dict(), path)
+    result = run(tiny_protocol, "clip_linear", overrides={"backbone": f"open_clip:ViT-B-32@{path}", "image_size": 32},
+                 out_dir=tmp_path / "runs", opts=RunnerOptions(batch_size=16), limit=4)
+    (record,) = result["detector"]["built"].values()
+    assert record["activation"] == "gelu" and record["activation_from"].startswith("architecture name")

@@ -10,6 +10,7 @@ import pytest
 from images import image_bytes
 
 from bench.data.indexers import INDEXERS, default_manifest, index_dataset, layout_options
+from bench.data.indexers.common import held_out
 from bench.data.sources.manifest import ManifestSource
 from bench.errors import ConfigError, DataError
 
@@ -265,12 +266,28 @@ def test_genimage_canonical_names(tmp_path):
                        ("Midjourney", None)]:
         base = root / top / inner if inner else root / top
         for split in ("train", "val"):
-            touch(base / split / "ai" / "a.png")
+            touch(base / split / "ai" / "b.png")
             touch(base / split / "nature" / "n01440764_1.JPEG")
     table = load(index_dataset("genimage", root), tmp_path)
     assert sorted(table["subset"].unique()) == ["adm", "midjourney", "sd_v1_4"]
+    # GenImage's val folder is its test set; b.png and n01440764_1.JPEG are not in the held-out tenth.
     assert table.groupby(["split", "label"]).size().to_dict() == {
-        ("train", 0): 3, ("train", 1): 3, ("val", 0): 3, ("val", 1): 3}
+        ("test", 0): 3, ("test", 1): 3, ("train", 0): 3, ("train", 1): 3}
+
+
+def test_genimage_holds_out_a_tenth_of_train_for_selection(tmp_path):
+    root = tmp_path / "GenImage"
+    for i in range(60):
+        touch(root / "ADM" / "train" / "ai" / f"{i:03d}.png")
+        touch(root / "ADM" / "val" / "ai" / f"{i:03d}.png")
+        touch(root / "ADM" / "val" / "nature" / f"n{i:03d}.JPEG")
+    table = load(index_dataset("genimage", root), tmp_path)
+    from_train = table[table["id"].str.contains("/train/")]
+    expected = {f"{i:03d}" for i in range(60) if held_out(f"{i:03d}")}
+    assert 0 < len(expected) < 20  # a tenth, by a fixed function of the file stem
+    assert {Path(i).stem for i in from_train.loc[from_train["split"] == "val", "id"]} == expected
+    assert set(from_train["split"]) == {"train", "val"}
+    assert set(table.loc[table["id"].str.contains("/val/"), "split"]) == {"test"}
 
 
 def test_every_layout_is_tested():
@@ -302,8 +319,8 @@ def test_genimage_refuses_a_folder_one_level_too_high(tmp_path):
     for split in ("train", "val"):
         touch(root / f"ADM/imagenet_ai_0508_adm/{split}/ai/a.png")
         touch(root / f"Midjourney/{split}/nature/n.JPEG")
-    with pytest.raises(DataError, match=r"GenImage is not a GenImage generator folder.*GenImage looks like the "
-                                        "dataset folder: pass it as ROOT"):
+    with pytest.raises(DataError, match=r"holds no GenImage generator folder.*GenImage is none.*GenImage looks like "
+                                        "the dataset folder: pass it as ROOT"):
         index_dataset("genimage", tmp_path)
     touch(root / "BigGAN/train/fake/f.png")
     with pytest.raises(DataError, match=r"BigGAN/train holds fake instead of ai and nature folders"):

@@ -67,5 +67,5 @@ def test_register_decorator_and_conflict():
 
 
 def test_plugin_module_that_does_not_import_is_a_clear_error():
-    with pytest.raises(ConfigError, match="Plugin module 'no_such_module_xyz' could not be imported"):
+    with pytest.raises(ConfigError, match="Plugin module 'no_such_module_xyz' could not be found"):
         registry.import_plugins(["no_such_module_xyz"])

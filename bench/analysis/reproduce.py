@@ -77,9 +77,9 @@ def _protocol_source(path: Path, stored: dict) -> str:
     """The protocol file a run directory was started with (its config.yaml), else the registered name."""
     config = (path if path.is_dir() else path.parent) / "config.yaml"
     if config.is_file():
-        import yaml
+        from bench.inputs import read_yaml
 
-        recorded = (yaml.safe_load(config.read_text()) or {}).get("arguments", {}).get("protocol")
+        recorded = (read_yaml(config, "Run config") or {}).get("arguments", {}).get("protocol")
         if recorded and Path(recorded).is_file():
             return recorded
     return stored["protocol"]["name"]

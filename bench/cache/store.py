@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from bench.cache import shards as sh
 from bench.cache.shards import SUFFIX, CacheWarning
@@ -193,7 +194,7 @@ class FeatureCache:
                 record = json.dumps({"namespace": namespace, "parts": self._parts.get(namespace), "created": sh.now()})
                 sh.atomic_write(ns_dir / _PARTS, lambda tmp: tmp.write_text(record))
             sh.write_shard(path, features, digests, crc, meta or {})
-        except OSError as err:
+        except (OSError, SafetensorError) as err:  # safetensors reports a full disk in its own exception type
             warnings.warn(f"Could not write feature cache entry {path} ({err}); the run goes on without it. "
                           f"Check free space and permissions there, or set {ENV} elsewhere.", CacheWarning,
                           stacklevel=2)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +34,7 @@ from bench.data.decode import (
     to_rgb_info,
 )
 from bench.errors import ConfigError, DataError, ImageError
+from bench.inputs import inside, os_path_problem
 
 if TYPE_CHECKING:  # torch is imported only where tensors are made
     from torch import Tensor
@@ -49,13 +49,6 @@ COMMON_KEYS: dict[str, Any] = {"allow_outside_root": False}
 
 class PathEscapeError(ConfigError):
     """A spec path (``root``, ``path``) that leaves the data root without ``allow_outside_root: true``."""
-
-
-def inside(relative: str) -> bool:
-    """True when ``relative`` is a relative path that cannot leave its root (no ``..``, no drive)."""
-    rel = relative.replace("\\", "/")
-    # String tests, not pathlib: this runs once per file before every run.
-    return bool(relative) and not rel.startswith("/") and ".." not in rel.split("/") and relative[1:2] != ":"
 
 
 class Source:
@@ -152,50 +145,48 @@ class Source:
             text = json.dumps(self.spec, sort_keys=True, default=str)
             spec = hashlib.sha256(text.encode()).hexdigest()[:16]
             return [f"{self.type_name}|v{self.version}|{spec}|{item_id}" for item_id in table["id"]]
+        return [key for key, _ in self._stat_keys(table, root)]
+
+    def _stat_keys(self, table: pd.DataFrame, root: Path) -> list[tuple[str, os.stat_result | None]]:
+        """``(<path below the data root>|<size>|<mtime_ns>, stat)`` per row, ``(<path>|missing, None)`` if absent."""
         prefix = os.path.relpath(root, self.data_root) if self.data_root is not None else str(root)
         prefix = "" if prefix == os.curdir else PurePosixPath(*Path(prefix).parts).as_posix() + "/"
         keys = []
         for item_id in table["id"]:
             name = item_id if Path(item_id).is_absolute() else prefix + item_id
             try:
-                st = os.stat(root / item_id)
-                keys.append(f"{name}|{st.st_size}|{st.st_mtime_ns}")
-            except OSError:
-                keys.append(f"{name}|missing")
+                st = os.stat(os.path.join(root, item_id))
+                keys.append((f"{name}|{st.st_size}|{st.st_mtime_ns}", st))
+            except (OSError, ValueError):  # ValueError: a NUL byte, refused by the pre-run check
+                keys.append((f"{name}|missing", None))
         return keys
 
+    def item_identities(self, table: pd.DataFrame) -> list[tuple[str, str]]:
+        """``(identity, content key)`` per row, one ``stat`` per file.
+
+        The identity says which image a row is, whatever path reached it (``file:<device>:<inode>``
+        for files, so two sources or links over one file agree; the :meth:`item_keys` key for sources
+        without files); the content key changes when the file does (path below the data root, size,
+        modification time). A file that cannot be read gets ``missing:<path>`` (the pre-run check
+        reports it).
+        """
+        root = self.file_root()
+        if root is None:
+            return [(key, key) for key in self.item_keys(table)]
+        return [(f"file:{st.st_dev}:{st.st_ino}" if st is not None else f"missing:{self.name}:{item_id}", key)
+                for item_id, (key, st) in zip(table["id"], self._stat_keys(table, root))]
+
     def check_cheap(self, table: pd.DataFrame) -> list[tuple[str, str]]:
-        """``(id, reason)`` for files missing, empty, not files, too large or without a readable header.
+        """``(id, reason)`` for files missing, empty, not files, too large, without a readable header, with a
+        path the OS cannot take, or resolving outside the data root (see :mod:`bench.data.cheap_check`).
 
         No pixel is decoded (PIL reads the header only), so this is fast enough to run before every
         run; :meth:`find_bad_images` decodes everything. Sources without files return ``[]``.
         """
+        from bench.data.cheap_check import check_files_cheaply
+
         root = self.file_root()
-        if root is None:
-            return []
-        allow, bad = self.spec.get("allow_outside_root"), []
-        for item_id in table["id"]:
-            if not allow and not inside(item_id):
-                bad.append((item_id, f"Source {self.name!r}: id {item_id!r} is not a path inside {root}."))
-                continue
-            path = os.path.join(root, item_id)  # strings, not Path objects: one per file adds up
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                bad.append((item_id, f"{path} does not exist"))
-                continue
-            except OSError as err:
-                bad.append((item_id, f"{path} cannot be read ({err.strerror})"))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                reason = f"{path} is not a regular file"
-            elif st.st_size == 0:
-                reason = f"{path} is a zero-byte file"
-            else:
-                reason = check_header(path, path)
-            if reason:
-                bad.append((item_id, reason))
-        return bad
+        return [] if root is None else check_files_cheaply(self, table, root)
 
     def find_bad_images(self, table: pd.DataFrame) -> list[tuple[str, str]]:
         """Decode every image of ``table``; return ``(id, reason)`` for each one that fails."""
@@ -249,10 +240,13 @@ class Source:
 
     def _check_paths(self) -> None:
         """Refuse spec paths that leave the data root, naming the key, unless the spec allows it."""
-        if self.spec["allow_outside_root"]:
-            return
         for key in self.path_keys:
             value = self.spec.get(key)
+            problem = os_path_problem(value) if isinstance(value, str) else None
+            if problem:
+                raise ConfigError(f"{self._where()} has {key} {value[:100]!r}, which {problem}; fix the path.")
+            if self.spec["allow_outside_root"]:
+                continue
             if isinstance(value, str) and value not in ("", ".") and not inside(value):
                 raise PathEscapeError(
                     f"{self._where()} has {key} {value!r}, which leaves the data root; use a path relative "

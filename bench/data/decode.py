@@ -21,6 +21,9 @@ rule changes, since cached features key on it):
   0 → 0, 1 → 255, ``bilevel``. **Grey** (``L``): replicated to three channels, ``grayscale``.
   Any other mode (YCbCr, LAB, HSV, RGBX, ...): PIL's ``convert("RGB")``, ``other_mode``.
 - EXIF orientation and ICC profiles are not applied: pixels are used as stored.
+- **Format mismatch**: a file whose content is another format than its extension says (a TIFF or
+  PNG named ``.jpg``, a JPEG named ``.png``) is decoded by its content and recorded
+  ``format_mismatch``, ahead of every other kind (the file is not what its name claims).
 
 One kind is recorded per image: the first that applies in :data:`CONVERSIONS` order (a 16-bit
 RGBA PNG is ``16bit``; an animated palette GIF ``animated_first_frame``). ``none`` means the file
@@ -42,12 +45,23 @@ from bench.data.sniff import sniff_size
 from bench.errors import ImageError
 
 #: Bump when a rule above changes: cached features and recorded conversion counts depend on it.
-DECODE_VERSION = "2"
+DECODE_VERSION = "3"
 #: Kinds of conversion, index 0 = none; when several apply, the first in this order is recorded.
 CONVERSIONS: tuple[str, ...] = (
-    "none", "animated_first_frame", "16bit", "32bit_int", "float", "alpha_composited", "alpha_opaque",
-    "cmyk", "palette", "bilevel", "grayscale", "other_mode",
+    "none", "format_mismatch", "animated_first_frame", "16bit", "32bit_int", "float", "alpha_composited",
+    "alpha_opaque", "cmyk", "palette", "bilevel", "grayscale", "other_mode",
 )
+#: What an extension promises: the formats PIL (or the header sniffer) may report for it. MPO is a
+#: multi-picture JPEG (many cameras), DIB a headerless BMP. Other extensions are not checked.
+EXTENSION_FORMATS: dict[str, frozenset[str]] = {
+    **dict.fromkeys((".jpg", ".jpeg", ".jpe", ".jfif"), frozenset({"JPEG", "MPO"})),
+    **dict.fromkeys((".png", ".apng"), frozenset({"PNG"})),
+    **dict.fromkeys((".bmp", ".dib"), frozenset({"BMP", "DIB"})),
+    ".gif": frozenset({"GIF"}), ".webp": frozenset({"WEBP"}),
+    **dict.fromkeys((".tif", ".tiff"), frozenset({"TIFF"})),
+    **dict.fromkeys((".ppm", ".pgm", ".pbm", ".pnm"), frozenset({"PPM"})),
+    ".tga": frozenset({"TGA"}), **dict.fromkeys((".jp2", ".j2k"), frozenset({"JPEG2000"})),
+}
 #: Largest width × height decoded (PIL's default ``MAX_IMAGE_PIXELS``, fixed here so that a library
 #: changing PIL's global cannot change what is decoded).
 MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
@@ -60,6 +74,12 @@ _ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 # What PIL raises for a file it cannot parse or decode (besides FileNotFoundError).
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
                   Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def format_mismatch(where: str, fmt: str | None) -> bool:
+    """True when the file named ``where`` holds format ``fmt`` although its extension promises another."""
+    expected = EXTENSION_FORMATS.get(os.path.splitext(where)[1].lower())
+    return expected is not None and fmt is not None and fmt.upper() not in expected
 
 
 def conversion_index(kind: str) -> int:
@@ -156,9 +176,11 @@ def _decode(fp, where: str) -> tuple[Image.Image, str]:
             if animated:
                 img.seek(0)
             sixteen = _stored_16bit(img)
+            fmt = img.format
             img.load()
             # A loaded image keeps its pixels when the ``with`` closes its file.
-            return to_rgb_info(img, sixteen, animated)
+            rgb, kind = to_rgb_info(img, sixteen, animated)
+            return rgb, "format_mismatch" if format_mismatch(where, fmt) else kind
     except ImageError:
         raise
     except _DECODE_ERRORS as err:

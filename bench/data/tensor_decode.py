@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bench.data.decode import check_size, decode_bytes
+from bench.data.decode import check_size, decode_bytes, format_mismatch
 from bench.data.sniff import jpeg_info, png_info
 from bench.errors import ImageError
 
@@ -52,15 +52,20 @@ def fast_kind(data: bytes | bytearray, where: str) -> tuple[str, str] | None:
         check_size(width, height, where)
         # A file not ending in EOI may be truncated: PIL's decoder decides (it raises, libjpeg pads grey).
         if sof in _FAST_SOF and components in (1, 3) and data[-2:] == b"\xff\xd9":
-            return "jpeg", "none" if components == 3 else "grayscale"
+            return "jpeg", _kind(where, "jpeg", "none" if components == 3 else "grayscale")
         return None
     info = png_info(data)
     if info is not None:
         width, height, depth, colour, extra = info
         check_size(width, height, where)
         if depth == 8 and colour in (0, 2) and not extra:
-            return "png", "none" if colour == 2 else "grayscale"
+            return "png", _kind(where, "png", "none" if colour == 2 else "grayscale")
     return None
+
+
+def _kind(where: str, fmt: str, kind: str) -> str:
+    """``format_mismatch`` when the file's name promises another format (the rule of :mod:`bench.data.decode`)."""
+    return "format_mismatch" if format_mismatch(where, fmt) else kind
 
 
 def read_bytes(path: str | Path) -> bytearray:

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.data.registry import SOURCES
 from bench.data.sources.synthetic import parse_subset
 from bench.errors import ConfigError, did_you_mean
+from bench.inputs import read_text
 from bench.protocol import Protocol, catalog, load_protocol, located_error, protocol_files
 
 
@@ -48,5 +49,5 @@ def validate_file(path: str | Path) -> Protocol:
     proto = load_protocol(path)
     files = protocol_files()
     file = Path(path) if str(path).endswith((".yaml", ".yml")) else files[str(path)]
-    check_sources(proto, file.read_text(), str(file))
+    check_sources(proto, read_text(file, "Protocol file"), str(file))
     return proto

@@ -1,6 +1,6 @@
 """Reading stored results: one validated :class:`Run` per result file, how it was made, its predictions.
 
-Result files are ``results.json`` of schema 1 or 2 (see ``bench/run/results.py``). Schema 2 records how a
+Result files are ``results.json`` of schema 1, 2 or 3 (see ``bench/run/results.py``). Schema 2 records how a
 run was made in ``origin``; for schema 1 it is derived here from ``runner`` and ``skipped_images``.
 Nothing here imports torch.
 """
@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.run.results import READABLE_SCHEMAS
 
-SCHEMAS = (1, 2)
+SCHEMAS = READABLE_SCHEMAS
 #: Suffix of a committed run's predictions, beside its ``<run_id>.json``.
 PREDICTIONS_SUFFIX = ".predictions.csv.gz"
 #: Columns every predictions file has; ``test_set`` is added when a run's files are combined.
@@ -193,9 +194,9 @@ def load_run_dir(run_dir: Path, allow_partial: bool = False) -> Run:
     result = read_result(path, allow_partial)
     config = path.parent / "config.yaml"
     if config.is_file() and "definition" not in result["protocol"]:
-        import yaml
+        from bench.inputs import read_yaml
 
-        recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("protocol")
+        recorded = (read_yaml(config, "Run config") or {}).get("protocol")
         if isinstance(recorded, dict):
             result["protocol"]["definition"] = recorded
     preds = path.parent / "predictions"

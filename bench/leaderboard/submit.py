@@ -20,7 +20,7 @@ from bench.leaderboard.collect import (
     write_gzip_text,
 )
 from bench.leaderboard.consistency import check_predictions, predictions_frame
-from bench.run.results import portable_command
+from bench.run.results import PREDICTIONS_HASH_SCHEMA, portable_command, predictions_sha256
 
 #: The ``bench run`` flag naming the protocol, and the shortest prefix argparse accepts for it.
 _PROTOCOL_FLAG, _SHORTEST = "--protocol", len("--pro")
@@ -48,6 +48,7 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     if run.predictions is None:
         raise LeaderboardError(f"{run.path.parent} has no predictions/ folder; the leaderboard needs each "
                                "image's score for its intervals, so submit the whole run directory.")
+    check_predictions_hash(run.result, run.predictions, list(proto["tests"]))
     dest = Path(leaderboard_dir, "results", proto["name"], run.detector["name"], f"{run.result['run_id']}.json")
     preds = dest.with_name(dest.stem + PREDICTIONS_SUFFIX)
     if dest.exists() or preds.exists():
@@ -68,6 +69,32 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, dest)
     return dest
+
+
+def check_predictions_hash(result: dict[str, Any], folder: Path, tests: list[str]) -> None:
+    """The predictions files must be the ones the run wrote: their hashes equal ``predictions_sha256``.
+
+    Results of schema versions before :data:`PREDICTIONS_HASH_SCHEMA` recorded no hash and are
+    accepted without this check (their metrics are still recomputed from the predictions).
+    """
+    if result.get("schema_version", 0) < PREDICTIONS_HASH_SCHEMA:
+        return
+    recorded = result.get("predictions_sha256")
+    if not isinstance(recorded, dict):
+        raise LeaderboardError(f"{folder.parent / 'results.json'} has no predictions_sha256 although its schema "
+                               f"({result.get('schema_version')}) records one; the file was edited, so rerun the run.")
+    for test in tests:
+        path = folder / f"{test}.csv.gz"
+        if not path.is_file():
+            continue  # named by run_predictions_text, with its own sentence
+        try:
+            found = predictions_sha256(path)
+        except (OSError, EOFError) as err:
+            raise LeaderboardError(f"{path} cannot be read as gzip ({err}); rerun the run.") from None
+        if found != recorded.get(test):
+            raise LeaderboardError(f"{path} is not the predictions file the run wrote (sha256 {found[:12]}, "
+                                   f"results.json records {str(recorded.get(test))[:12]}); it was edited after the "
+                                   "run, so restore it or rerun.")
 
 
 def _registered_definition(path: Path, proto: dict[str, Any]) -> dict[str, Any]:

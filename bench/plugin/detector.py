@@ -137,3 +137,14 @@ class Detector(nn.Module):
     def fit_features(self, train: FeatureSet, val: FeatureSet, select: str) -> dict[str, Any]:
         """Fit in closed form on cached features, choosing hyper-parameters on ``val``; return selection info."""
         raise NotImplementedError("detectors with fits_features = True implement fit_features()")
+
+    def build_records(self) -> dict[str, dict[str, Any]]:
+        """What was built inside this detector, for results.json: ``{module path: record}``.
+
+        Any sub-module with a ``build_record`` dict attribute contributes it (the shared backbones
+        record their spec, weights and, for open_clip, the activation the tower runs with and what
+        decided it). Override to add more.
+        """
+        return {name or "(detector)": dict(module.build_record) for name, module in self.named_modules()
+                if isinstance(getattr(module, "build_record", None), dict)}
+

@@ -13,9 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from bench.errors import ConfigError, did_you_mean
+from bench.inputs import load_yaml
 from bench.plugin.detector import Detector, Preset
 from bench.plugin.settings import build_config
 
@@ -55,16 +54,14 @@ class DetectorSpec:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` strings; values are read as YAML scalars (``1e-4``, ``true``, ``[1, 2]``)."""
+    """Parse ``key=value`` strings; values are read as YAML (``1e-4``, ``true``, ``[1, 2]``) under the limits
+    of :func:`bench.inputs.load_yaml` (no alias bombs, 64-bit integers, no duplicate keys)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"Override {item!r} is not key=value; write it like -o lr=1e-4.")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"Override {item!r} has a value that is not valid YAML; quote it.") from None
+        out[key.strip()] = load_yaml(value, f"Override -o {key.strip()}") if value.strip() else None
     return out
 
 

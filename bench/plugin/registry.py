@@ -92,7 +92,14 @@ class Registry:
             )
         item = entries[name]
         if item.obj is None and item.entry_point is not None:
-            obj = item.entry_point.load()
+            try:
+                obj = item.entry_point.load()
+            except Exception as err:  # a broken installed plugin: one sentence, its traceback on BENCH_DEBUG=1
+                raise ConfigError(
+                    f"{self.kind.capitalize()} {name!r} (entry point {item.entry_point.value!r} of {item.provider}) "
+                    f"failed to load: {_reason(err)}; fix or uninstall that package (BENCH_DEBUG=1 shows the "
+                    "traceback)."
+                ) from err
             self._validate(name, obj, where=f"entry point {item.entry_point.value!r} of {item.provider}")
             item.obj = obj
         return item
@@ -128,13 +135,29 @@ register_detector = DETECTORS.register
 
 
 def import_plugins(modules: list[str] | None = None) -> None:
-    """Import unpackaged plugin modules (``--plugin`` and ``BENCH_PLUGINS=a,b``) that call ``register_*``."""
+    """Import unpackaged plugin modules (``--plugin`` and ``BENCH_PLUGINS=a,b``) that call ``register_*``.
+
+    A module that cannot be found, or whose own code raises while it is imported, is one
+    :class:`ConfigError` naming the module and the exception's own message; the module's traceback is
+    kept as the error's cause (the CLI prints it with ``BENCH_DEBUG=1``).
+    """
     names = list(modules or [])
     names += [m for m in os.environ.get("BENCH_PLUGINS", "").split(",") if m.strip()]
     for module in names:
         try:
             importlib.import_module(module.strip())
-        except ImportError as err:
-            raise ConfigError(
-                f"Plugin module {module!r} could not be imported ({err}); check it is on PYTHONPATH."
-            ) from err
+        except ModuleNotFoundError as err:
+            if err.name and module.strip().startswith(err.name):
+                raise ConfigError(f"Plugin module {module!r} could not be found ({err}); check it is on "
+                                  "PYTHONPATH.") from err
+            raise ConfigError(f"Plugin module {module!r} failed to import: {_reason(err)}; install what it "
+                              "needs (BENCH_DEBUG=1 shows the traceback).") from err
+        except (Exception, SystemExit) as err:  # the plugin's own code failed: name it in one sentence
+            raise ConfigError(f"Plugin module {module!r} raised while being imported: {_reason(err)}; fix the "
+                              "module (BENCH_DEBUG=1 shows the traceback).") from err
+
+
+def _reason(err: BaseException) -> str:
+    """``Type: message`` of an exception, on one line and at most 300 characters."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__

@@ -37,10 +37,13 @@ def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
     return config
 
 
+#: Largest ``image_size`` (pixels per side) a detector may ask for.
+MAX_IMAGE_SIZE = 8192
 #: Settings whose name fixes their range, whatever the detector: (test, what a valid value is).
 _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": (lambda v: v >= 1, "a whole number >= 1"),
-    "image_size": (lambda v: v >= 1, "a positive number of pixels"),
+    # An upper bound too: 100,000 px would ask for 120 GB per image before anything could say why.
+    "image_size": (lambda v: 1 <= v <= MAX_IMAGE_SIZE, f"a positive number of pixels, at most {MAX_IMAGE_SIZE}"),
     "lr": (lambda v: v > 0, "a positive finite number, e.g. 1e-4"),
     "weight_decay": (lambda v: v >= 0, "a finite number >= 0"),
 }
@@ -49,7 +52,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def check_ranges(config: Any, where: str) -> None:
     """Reject settings no run can use, before any data or weights are touched.
 
-    Every number must be finite; ``epochs`` >= 1, ``image_size`` > 0, ``lr`` > 0 and
+    Every number must be finite; ``epochs`` >= 1, ``0 < image_size <= 8192``, ``lr`` > 0 and
     ``weight_decay`` >= 0 by name, whatever the detector; a list setting whose default holds values
     (a grid such as ``c_values``) must not be empty.
     """

@@ -9,41 +9,21 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from bench.errors import ConfigError, did_you_mean
+from bench.inputs import YamlDocument, load_yaml, read_text, yaml_document
 from bench.protocol.schema import Protocol, _Located
 
 
-def _line_index(text: str) -> dict[tuple, int]:
-    """Map each key path of a YAML document to its 1-based line, for error messages."""
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, path: tuple) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                lines[path + (key.value,)] = key.start_mark.line + 1
-                walk(value, path + (key.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, path + (i,))
-
-    root = yaml.compose(text)
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 def parse_protocol(text: str, where: str) -> Protocol:
-    """Parse and validate protocol YAML ``text``; ``where`` names the file in errors."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax.") from None
+    """Parse and validate protocol YAML ``text``; ``where`` names the file in errors.
+
+    The text is read by :func:`bench.inputs.yaml_document` (size, nesting, aliases and integers
+    bounded; duplicate keys refused), then checked against the strict schema.
+    """
+    document = yaml_document(text, where)
+    data = document.data
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a protocol must be a YAML mapping with keys name, version, train, ...")
     try:
@@ -56,13 +36,16 @@ def parse_protocol(text: str, where: str) -> Protocol:
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling against `bench validate --help`"
-        raise located_error(text, where, loc, msg) from None
+        raise _located(document, where, loc, msg) from None
 
 
 def located_error(text: str, where: str, loc: tuple, msg: str) -> ConfigError:
     """``<file> line N, key 'a.b': <msg>.``, the line being that of the deepest key of ``loc`` found."""
-    lines = _line_index(text)
-    line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+    return _located(yaml_document(text, where), where, loc, msg)
+
+
+def _located(document: YamlDocument, where: str, loc: tuple, msg: str) -> ConfigError:
+    line = document.line_of(loc)
     key = ".".join(str(p) for p in loc) or "(top level)"
     msg = msg.rstrip(".")
     return ConfigError(f"{where}{f' line {line}' if line else ''}, key {key!r}: {msg}{'' if msg.endswith('?') else '.'}")
@@ -85,7 +68,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     """Load a protocol by registered name or from a ``.yaml`` path."""
     path = Path(name_or_path)
     if str(name_or_path).endswith((".yaml", ".yml")):
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"Protocol file {path} does not exist; check the path.")
     else:
         files = protocol_files()
@@ -95,7 +78,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
                 f"Available: {', '.join(sorted(files))} (or pass a path ending in .yaml)."
             )
         path = files[str(name_or_path)]
-    proto = parse_protocol(path.read_text(), str(path))
+    proto = parse_protocol(read_text(path, "Protocol file"), str(path))
     if proto.name != path.stem:
         raise ConfigError(f"{path}: `name: {proto.name}` must equal the file name {path.stem!r}; rename one.")
     return proto
@@ -109,5 +92,5 @@ def catalog() -> dict[str, dict]:
     for pack in PROTOCOLS.names():
         item = resources.files(PROTOCOLS.get(pack)) / "sources.yaml"
         if item.is_file():
-            found.update(yaml.safe_load(item.read_text()) or {})
+            found.update(load_yaml(item.read_text(encoding="utf-8"), f"{pack}/sources.yaml") or {})
     return found

@@ -16,7 +16,7 @@ KEYS: list[tuple[str, str]] = [
     ("train", "<split> the detector is trained on, or {real: <split>, fake: <split>} when they are released apart"),
     ("val", "<split> (or {real, fake}) of the training domain used for checkpoint selection, plus `select`"),
     ("val.select", "last, or best:<metric> (auc, ap, eer, acc, oracle_acc); never a test set"),
-    ("test", "test set name -> <split>, or {real: <split>, fake: <split>, perturb} for a shared real pool"),
+    ("test", "test set name -> <split>, or {real: <split>, fake: <split>, perturb, sanity} for a shared real pool"),
     ("groups", "group name -> list of test sets; a group's metric is the unweighted mean over them"),
     ("metrics", "metrics reported per test set: auc, ap, eer, acc, video_auc, oracle_acc"),
     ("primary", "metric@group or metric@test that ranks the leaderboard, e.g. auc@unseen"),
@@ -32,6 +32,8 @@ KEYS: list[tuple[str, str]] = [
     ("<split>.frames_per_group", "frame datasets: keep this many evenly spaced frames per video"),
     ("<split>.perturb", "degrade real and fake alike: {jpeg: quality, blur: sigma, downscale: factor or shorter_side: px}"),
     ("<split>.fake_perturb", "degrade fakes only (e.g. {jpeg: 96} to match JPEG reals)"),
+    ("<split>.sanity", ("test sets only: true marks an in-domain sanity set that may share images with train or "
+                       "val (otherwise refused); reported, never the primary nor in its group")),
 ]
 
 

@@ -11,9 +11,19 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from bench.errors import ConfigError, did_you_mean
+from bench.inputs import check_component, check_seeds
 from bench.metrics import METRIC_NAMES
 
 
@@ -37,7 +47,7 @@ class Perturb(_Strict):
     """
 
     jpeg: int | None = Field(default=None, ge=1, le=100)
-    blur: float | None = Field(default=None, gt=0)
+    blur: float | None = Field(default=None, gt=0, le=1000)
     downscale: float | None = Field(default=None, gt=0, lt=1)
     #: Down-scale so the shorter side is this many pixels (aspect kept; an image already smaller is kept as is).
     shorter_side: int | None = Field(default=None, gt=0)
@@ -64,6 +74,9 @@ class Split(_Strict):
     perturb: Perturb | None = None
     #: Applied to fakes only, e.g. ``{jpeg: 96}`` to re-encode PNG fakes like JPEG reals (GenImage format bias).
     fake_perturb: Perturb | None = None
+    #: Test sets only: an in-domain sanity set, allowed to share images with train or val, never ranked on.
+    #: Left out of the dump while false, so protocols without it keep their hash.
+    sanity: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 class ValSplit(Split):
@@ -87,6 +100,8 @@ class PairedTest(_Strict):
     real: Split
     fake: Split
     perturb: Perturb | None = None
+    #: An in-domain sanity set, allowed to share images with train or val, never ranked on.
+    sanity: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 class PairedVal(PairedTest):
@@ -137,10 +152,20 @@ class Protocol(_Strict):
     metrics: list[Literal["auc", "ap", "eer", "acc", "video_auc", "oracle_acc"]]
     primary: str
     budget: Budget = Budget()
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[StrictInt] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     #: ``detector``: test images go through each detector's own eval transform; ``native``: at their stored
     #: size, uncropped (CNNDetection's ``--no_crop``), which the runner must apply (see ``resolve_all``).
     test_resolution: Literal["detector", "native"] = "detector"
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _as_value_error(check_component, value, "protocol name", "rename the protocol and its file")
+
+    @field_validator("seeds")
+    @classmethod
+    def _check_seeds(cls, value: list[int]) -> list[int]:
+        return _as_value_error(check_seeds, value, "the list")
 
     @model_validator(mode="after")
     def _check_references(self) -> Protocol:
@@ -148,10 +173,16 @@ class Protocol(_Strict):
             if split.source not in self.sources:
                 raise _Located((*where, "source"), f"{'.'.join(where)} uses source {split.source!r}, which is not "
                                f"under `sources`.{did_you_mean(split.source, self.sources)}")
+        for where, split in self.splits():
+            if split.sanity and where[0] != "test" or split.sanity and where[-1] in ("real", "fake"):
+                raise _Located((*where, "sanity"), "`sanity` marks a whole test set (an in-domain sanity check), "
+                               f"not {'.'.join(where)}; move it there or remove it")
         for test_name in self.test:
             if test_name in ("train", "val") or "/" in test_name:
                 raise _Located(("test", test_name), f"test set name {test_name!r} is reserved or contains '/'; "
                                "rename it")
+            _as_value_error(check_component, test_name, "test set name", "rename it", path=("test", test_name))
+        self._check_held_out()
         for group, members in self.groups.items():
             if group in self.test:
                 raise _Located(("groups", group), f"group {group!r} has the same name as a test set; rename one")
@@ -165,7 +196,35 @@ class Protocol(_Strict):
         if target not in self.groups and target not in self.test:
             raise _Located(("primary",), f"primary {self.primary!r} names {target!r}, which is neither a group nor "
                            "a test set")
+        sanity = [t for t in self.groups.get(target, [target]) if self.test[t].sanity]
+        if sanity:
+            raise _Located(("primary",), f"primary {self.primary!r} would rank on {sanity[0]!r}, a sanity test set "
+                           "that shares images with training; rank on held-out test sets only")
         return self
+
+    def _check_held_out(self) -> None:
+        """A test set that reads the images of train or val (same source, split and subsets) must say ``sanity``.
+
+        This is what can be seen without data; ``bench run`` also compares the files themselves.
+        """
+        for name, test in self.test.items():
+            if test.sanity:
+                continue
+            parts = [test.real, test.fake] if isinstance(test, PairedTest) else [test]
+            for used, spec in (("train", self.train), ("val", self.val)):
+                held = [spec.real, spec.fake] if isinstance(spec, PairedTest) else [spec]
+                split = next((s for s in held if any(self._same_images(part, s) for part in parts)), None)
+                if split is not None:
+                    subsets = ", ".join(split.subsets) if split.subsets else "all subsets"
+                    raise _Located(("test", name), f"test set {name!r} reads the images of {used} (source "
+                                   f"{split.source!r}, split {split.split!r}, {subsets}), so it is not held out; "
+                                   "point it at another split, or mark it `sanity: true` (an in-domain sanity "
+                                   "set, reported but never ranked on)")
+
+    def _same_images(self, a: Split, b: Split) -> bool:
+        if self.sources[a.source] != self.sources[b.source] or a.split != b.split:
+            return False
+        return a.subsets is None or b.subsets is None or bool(set(a.subsets) & set(b.subsets))
 
     def splits(self) -> list[tuple[tuple[str, ...], Split]]:
         """Every split with its key path: train, val, and each test set's (or their real and fake parts)."""
@@ -201,6 +260,15 @@ def _hashable(data: Any, late: dict[str, Any] = _LATE_TOP) -> Any:
         return data
     return {k: _hashable(v, _LATE_PERTURB if k in ("perturb", "fake_perturb") else {})
             for k, v in data.items() if not (k in late and v == late[k])}
+
+
+def _as_value_error(check, value, *args, path: tuple | None = None):
+    """Run a ``bench.inputs`` check inside a pydantic validator: its ConfigError becomes the field's error."""
+    try:
+        return check(value, *args)
+    except ConfigError as err:
+        message = str(err).rstrip(".")
+        raise (_Located(path, message) if path else ValueError(message)) from None
 
 
 def check_select(value: str) -> str:

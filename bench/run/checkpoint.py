@@ -8,6 +8,7 @@ detector or config fails loudly, never a silent partial load.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -16,16 +17,33 @@ from torch import nn
 
 from bench.errors import ConfigError
 from bench.plugin.weights import trained_state
+from bench.run.files import disk_error, make_dir, tensor_bytes
 
 CHECKPOINT = Path("checkpoint") / "model.safetensors"
 
 
-def save_checkpoint(detector: nn.Module, path: Path, metadata: dict[str, str]) -> Path:
-    """Write ``trained_state(detector)`` to ``path`` with string ``metadata`` (detector name, config hash)."""
+def save_checkpoint(detector: nn.Module, path: Path, metadata: dict[str, str], hint: str = "") -> Path:
+    """Write ``trained_state(detector)`` to ``path`` with string ``metadata`` (detector name, config hash).
+
+    Written under a temporary name and renamed; a failure to store it (disk full, ...) is one
+    :class:`bench.run.files.DiskError` naming the file and the bytes it needs (``hint`` says what next).
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(trained_state(detector), str(path), metadata={k: str(v) for k, v in metadata.items()})
+    state = trained_state(detector)
+    make_dir(path.parent, hint)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+        os.replace(tmp, path)
+    except (SafetensorError, OSError) as err:
+        if isinstance(err, SafetensorError) and "os error" not in str(err).lower():
+            raise  # not the file system: a bug, keep its traceback
+        tmp.unlink(missing_ok=True)
+        raise disk_error(path, err, tensor_bytes(state), hint or "free space there and try again") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -40,7 +58,8 @@ def read_checkpoint(path: Path, safe_globals: tuple = ()) -> tuple[dict[str, tor
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise ConfigError(f"Checkpoint {path} does not exist; pass a run directory saved by `bench run` "
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ConfigError(f"Checkpoint {path} {what}; pass a run directory saved by `bench run` "
                           "or a .safetensors/.pth file.")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open

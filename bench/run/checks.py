@@ -8,6 +8,7 @@ checks, each failure one sentence). During the run: every score and loss is a fi
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,11 @@ from bench.errors import BenchError, DetectorError
 
 #: A training loss this many times the first step's loss (and above 1e3) means training diverged.
 DIVERGENCE_FACTOR = 1e4
+#: Trainable parameters whose L2 norm grew this many times (over max(their norm at the start, 1)) diverged:
+#: caught after the first step and at every epoch's end, where no later loss would show it.
+PARAMETER_GROWTH = 1e4
+#: A score (logit) beyond this magnitude is no trained classifier's: sigmoid saturates at |logit| ~ 17.
+SCORE_BOUND = 1e8
 #: Random images the run-time contract check feeds the throwaway copy.
 CONTRACT_BATCH = 2
 
@@ -67,6 +73,12 @@ def check_contract(detector, name: str, accelerator, train: bool, batch_size: in
     except BenchError:
         raise
     except Exception as err:  # noqa: BLE001 (the adapter's own code failed: say so in one sentence)
+        extreme = _extreme_settings(detector) if "overflow" in str(err).lower() or isinstance(err, OverflowError) \
+            else []
+        if extreme:
+            raise DetectorError(f"Detector {name!r} failed its contract check with {type(err).__name__} "
+                                f"({str(err)[:150]}) because {' and '.join(extreme)} is too large for the arithmetic; "
+                                f"use a smaller value (e.g. -o lr=1e-4).") from None
         raise DetectorError(f"Detector {name!r} failed its contract check with {type(err).__name__}: "
                             f"{str(err)[:300]} (run bench.testing.check_detector in its tests for the "
                             f"traceback).") from None
@@ -75,30 +87,78 @@ def check_contract(detector, name: str, accelerator, train: bool, batch_size: in
         del probe
 
 
-def require_finite(values: np.ndarray, ids: Sequence[str], absent: set[int], detector: str, what: str) -> None:
-    """Raise :class:`DetectorError` when a row not in ``absent`` has a non-finite value.
+def _extreme_settings(detector) -> list[str]:
+    """``name=value`` of the detector's float settings of magnitude >= 1e6 (the likely cause of an overflow)."""
+    cfg = getattr(detector, "cfg", None)
+    if cfg is None or not dataclasses.is_dataclass(cfg):
+        return []
+    return [f"{f.name}={getattr(cfg, f.name):g}" for f in dataclasses.fields(cfg)
+            if isinstance(getattr(cfg, f.name), float) and abs(getattr(cfg, f.name)) >= 1e6]
+
+
+def require_finite(values: np.ndarray, ids: Sequence[str], absent: set[int], detector: str, what: str,
+                   bound: float | None = None) -> None:
+    """Raise :class:`DetectorError` when a row not in ``absent`` has a non-finite value (or one beyond ``bound``).
 
     ``values`` is [N] scores or [N, D] features in table order; ``absent`` the rows skipped on
-    purpose (``--skip-bad-images``), which alone may be NaN.
+    purpose (``--skip-bad-images``), which alone may be NaN. Scores are checked with
+    ``bound=SCORE_BOUND``: a logit of 1e30 is finite but comes only from diverged weights.
     """
-    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    flat = values.reshape(len(values), -1)
+    bad = ~np.isfinite(flat).all(axis=1)
+    huge = np.zeros_like(bad) if bound is None else (np.abs(np.nan_to_num(flat, nan=0.0)) > bound).any(axis=1)
     if absent:
         bad[sorted(absent)] = False
+        huge[sorted(absent)] = False
     if bad.any():
         rows = np.flatnonzero(bad)
         first = ", ".join(str(ids[i]) for i in rows[:3])
         raise DetectorError(f"Detector {detector!r} returned non-finite {what} (NaN or inf) for {len(rows)} of "
                             f"{len(values)} images (first: {first}); a score must be a finite logit — check the "
                             f"detector's forward and its settings (e.g. lr) rather than dropping those images.")
+    if huge.any():
+        rows = np.flatnonzero(huge)
+        peak = float(np.abs(np.nan_to_num(flat[rows], nan=0.0)).max())
+        raise DetectorError(f"Detector {detector!r} returned {what} of magnitude up to {peak:.3g} for {len(rows)} of "
+                            f"{len(values)} images (first: {ids[rows[0]]}), beyond {bound:.0e}, which no trained "
+                            "classifier's logit reaches: training diverged or the forward is broken, so lower the "
+                            "learning rate (-o lr=...) or check the detector.")
 
 
 class LossGuard:
-    """Stops training at the first non-finite or diverged loss, naming the step and what to look at."""
+    """Stops training at the first non-finite or diverged loss or parameters, naming the step and what to change.
 
-    def __init__(self, detector: str, first: float | None = None):
+    The loss of a step is computed before its update, so the update of the first step (and of the
+    last) shows in no loss: :meth:`check_parameters` looks at the trainable parameters themselves.
+    """
+
+    def __init__(self, detector: str, first: float | None = None, start_norm: float | None = None):
         self.detector = detector
         #: The first step's loss (restored on resume, so divergence is judged against the same start).
         self.first: float | None = first
+        #: L2 norm of the trainable parameters before training (restored on resume).
+        self.start_norm: float | None = start_norm
+
+    def check_parameters(self, step: int, model) -> None:
+        """Raise :class:`DetectorError` when the trainable parameters are non-finite or exploded at ``step``."""
+        import torch
+
+        params = [p.detach() for p in model.parameters() if p.requires_grad]
+        if not params:
+            return
+        # float64 norms: a float32 parameter of 1e30 squared overflows float32, not float64.
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p, dtype=torch.float64)
+                                                           for p in params])))
+        if self.start_norm is None:
+            self.start_norm = norm
+            return
+        if not math.isfinite(norm):
+            raise DetectorError(f"Training of detector {self.detector!r} made its trainable parameters non-finite at "
+                                f"step {step}; lower the learning rate (-o lr=...) or check the detector's loss.")
+        if norm > PARAMETER_GROWTH * max(self.start_norm, 1.0):
+            raise DetectorError(f"Training of detector {self.detector!r} diverged at step {step} (the trainable "
+                                f"parameters' norm went from {self.start_norm:.3g} to {norm:.3g}); lower the learning "
+                                f"rate (-o lr=...) or check the detector's loss.")
 
     def check(self, step: int, out: Mapping[str, Any]) -> None:
         """Raise :class:`DetectorError` if the logged ``loss`` of ``step`` is non-finite or diverged."""

@@ -7,7 +7,6 @@ and a resumed run all see exactly the same batches with the same augmentation.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench.data.gpu_decode import apply_gpu_decode
 from bench.errors import BenchError, ConfigError, ImageError
+from bench.inputs import check_workers, usable_cores
 
 #: Below this many batches, ``--workers auto`` uses none: starting workers would cost more than it saves.
 MIN_BATCHES_FOR_WORKERS = 4
@@ -24,10 +24,7 @@ MAX_AUTO_WORKERS = 16
 
 def available_cores() -> int:
     """CPU cores this process may use (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def resolve_workers(value: int | str, processes_per_machine: int, n_batches: int) -> int:
@@ -46,7 +43,7 @@ def resolve_workers(value: int | str, processes_per_machine: int, n_batches: int
         workers = -1
     if workers < 0:
         raise ConfigError(f"--workers {value!r} must be 'auto' or a whole number >= 0.")
-    return workers
+    return check_workers(workers)
 
 
 class EpochSampler(Sampler):

@@ -30,6 +30,7 @@ def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: 
                      "primary": proto.primary, "metrics": proto.metrics, "tests": list(proto.test),
                      "groups": proto.groups},
         "detector": {**spec.info(), "overrides": arguments["overrides"], "uses_train_fakes": det.uses_train_fakes,
+                     "built": det.build_records(),
                      "params_total": sum(p.numel() for p in det.parameters()),
                      "params_trainable": sum(p.numel() for p in det.parameters() if p.requires_grad)},
         "seed": seed, "selection": selection,

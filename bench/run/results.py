@@ -10,8 +10,9 @@ taken for a finished run. An existing run directory is never overwritten.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -26,10 +27,16 @@ import pandas as pd
 import yaml
 
 from bench.errors import BenchError
+from bench.inputs import check_component, read_yaml
+from bench.run.files import RESUME_HINT, make_dir, write_file
+from bench.run.resume import LOCK_FILE
 
-SCHEMA_VERSION = 2
-#: Schema versions this bench can read (2 added origin, provenance and data-handling records).
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3
+#: Schema versions this bench can read (2 added origin, provenance and data-handling records; 3 added
+#: ``predictions_sha256``, which results of versions 1 and 2 lack).
+READABLE_SCHEMAS = (1, 2, 3)
+#: First schema whose results.json records the hash of each predictions file.
+PREDICTIONS_HASH_SCHEMA = 3
 INCOMPLETE = "INCOMPLETE"
 PREDICTION_COLUMNS = {
     "index": "row of the test set's table (0..n-1)", "source": "protocol source the row comes from",
@@ -77,7 +84,15 @@ def environment(device: str, num_processes: int, precision: str) -> dict[str, An
 
 
 def new_run_dir(out_dir: Path, protocol: str, detector: str, seed: int, name: str | None = None) -> Path:
-    """The path of a new run directory; an explicit ``name`` that exists already is an error."""
+    """The path of a new run directory; an explicit ``name`` that exists already is an error.
+
+    Protocol, detector and run names are single path components (:func:`bench.inputs.check_component`),
+    so the directory always lies inside ``out_dir``.
+    """
+    check_component(protocol, "Protocol name", "rename the protocol")
+    check_component(detector, "Detector name", "register the detector under another name")
+    if name is not None:
+        check_component(name, "--run-name", "choose another --run-name")
     base = Path(out_dir) / protocol / detector
     if name:
         path = base / name
@@ -90,12 +105,6 @@ def new_run_dir(out_dir: Path, protocol: str, detector: str, seed: int, name: st
     while path.exists():
         path, n = base / f"{stamp}-s{seed}-{n}", n + 1
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def open_run_dir(run_dir: Path, config: dict[str, Any], rename_on_clash: bool = False) -> Path:
@@ -116,8 +125,14 @@ def open_run_dir(run_dir: Path, config: dict[str, Any], rename_on_clash: bool = 
         except OSError as err:
             raise BenchError(f"Run directory {run_dir} cannot be created ({err.strerror or err}); choose a "
                              f"writable --out.") from None
-    (run_dir / INCOMPLETE).write_text(f"started {now_iso()}; resume with `bench run --resume {run_dir}`\n")
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        write_file(run_dir / INCOMPLETE, f"started {now_iso()}; resume with `bench run --resume {run_dir}`\n",
+                   "free space there or choose another --out (no run was started)")
+        write_file(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False),
+                   "free space there or choose another --out (no run was started)")
+    except BenchError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
@@ -130,7 +145,11 @@ def resumable_run_dir(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / INCOMPLETE).exists():
         raise BenchError(f"{run_dir} is a finished run (it has results.json and no {INCOMPLETE} marker); "
                          f"there is nothing to resume.")
-    return yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = read_yaml(run_dir / "config.yaml", "Run config")
+    if not isinstance(config, dict) or not isinstance(config.get("arguments"), dict):
+        raise BenchError(f"{run_dir}/config.yaml has no `arguments` mapping; it was not written by `bench run`, "
+                         "so start a new run.")
+    return config
 
 
 def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
@@ -138,23 +157,36 @@ def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
     """Write the log, predictions, checkpoint and (last, atomically) results.json; unmark the run.
 
     ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
+    ``result["predictions_sha256"]`` gets, per test set, the sha256 of its predictions file's CSV
+    text (the bytes inside the gzip), so a submitted file can be checked against the run. A write
+    that fails (disk full, ...) is one :class:`bench.run.files.DiskError`; the run stays INCOMPLETE.
     """
     run_dir = Path(run_dir)
-    with open(run_dir / "train_log.jsonl", "w") as fh:
-        fh.writelines(json.dumps(record, default=_plain) + "\n" for record in log)
-    folder = run_dir / "predictions"
-    folder.mkdir(exist_ok=True)
+    hint = RESUME_HINT.format(run_dir=run_dir)
+    write_file(run_dir / "train_log.jsonl", "".join(json.dumps(r, default=_plain) + "\n" for r in log), hint)
+    folder = make_dir(run_dir / "predictions", hint)
+    hashes = {}
     for name, frame in predictions.items():
         frame = frame.assign(test_set=name, seed=result["seed"], run_id=run_dir.name)
-        frame.to_csv(folder / f"{name}.csv.gz", index=False, float_format="%.6g")
-    _atomic_write(folder / "columns.json", json.dumps(PREDICTION_COLUMNS, indent=2) + "\n")
+        text = frame.to_csv(index=False, float_format="%.6g").encode("utf-8")
+        hashes[name] = hashlib.sha256(text).hexdigest()
+        write_file(folder / f"{name}.csv.gz", gzip.compress(text, compresslevel=6, mtime=0), hint)
+    write_file(folder / "columns.json", json.dumps(PREDICTION_COLUMNS, indent=2) + "\n", hint)
     if save_checkpoint is not None:
         save_checkpoint(run_dir)
-    _atomic_write(run_dir / "results.json", json.dumps({**result, "run_id": run_dir.name}, indent=2,
-                                                       default=_plain) + "\n")
+    result["predictions_sha256"] = hashes
+    write_file(run_dir / "results.json", json.dumps({**result, "run_id": run_dir.name}, indent=2,
+                                                    default=_plain) + "\n", hint)
     (run_dir / INCOMPLETE).unlink(missing_ok=True)
+    (run_dir / LOCK_FILE).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "state", ignore_errors=True)
     return run_dir
+
+
+def predictions_sha256(path: Path) -> str:
+    """The sha256 of a predictions file's CSV text (what ``results.json`` records in ``predictions_sha256``)."""
+    with gzip.open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:

@@ -26,11 +26,12 @@ from bench.data.dataset import RawDataset, collate_samples
 from bench.data.gpu_decode import collate_encoded
 from bench.data.splits import ResolvedSplit
 from bench.errors import ConfigError
+from bench.inputs import check_threads
 from bench.metrics import compute_metrics
 from bench.plugin.detector import Detector
 from bench.plugin.types import FeatureSet
 from bench.run import training
-from bench.run.checks import require_finite
+from bench.run.checks import SCORE_BOUND, require_finite
 from bench.run.ledger import Ledger
 from bench.run.loading import Batches, EpochSampler, make_loader, resolve_workers
 
@@ -80,9 +81,7 @@ class Runner:
 
     def __init__(self, opts: RunnerOptions, seed: int, detector_name: str = "detector"):
         self.opts = opts
-        if opts.threads is not None:
-            if opts.threads < 1:
-                raise ConfigError(f"--threads {opts.threads} must be >= 1.")
+        if check_threads(opts.threads) is not None:  # libgomp crashes on absurd counts: bounded by the cores
             torch.set_num_threads(opts.threads)
         use_cpu = opts.cpu or not torch.cuda.is_available()
         self.precision = resolve_precision(opts.precision, use_cpu)
@@ -186,7 +185,7 @@ class Runner:
     def _checked(self, values: torch.Tensor, split: ResolvedSplit, what: str) -> np.ndarray:
         array = values.numpy()
         require_finite(array, split.table["id"].tolist(), self.absent.get(split.name, set()), self.name,
-                       f"{what} on {split.name!r}")
+                       f"{what} on {split.name!r}", bound=SCORE_BOUND if "scores" in what else None)
         return array
 
     def predict(self, detector: Detector, split: ResolvedSplit) -> np.ndarray:

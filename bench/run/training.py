@@ -23,6 +23,7 @@ from bench.plugin.detector import Detector
 from bench.plugin.types import StepContext
 from bench.plugin.weights import trained_state
 from bench.run.checks import LossGuard
+from bench.run.files import RESUME_HINT, make_dir, tensor_bytes, write_with
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -82,7 +83,8 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
         progress = saved
     else:
         warm_up(runner, detector, train, ctx)
-    guard = LossGuard(runner.name, progress.get("first_loss"))
+    guard = LossGuard(runner.name, progress.get("first_loss"), progress.get("start_norm"))
+    guard.check_parameters(progress["step"], detector)  # the reference norm, on a fresh start
     step, history, best = progress["step"], progress["history"], progress["best"]
     for epoch in range(progress["epoch"], epochs):
         if step >= total:
@@ -102,11 +104,13 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
             values = numbers(out)
             guard.check(step, values)
             if step == 1:
+                guard.check_parameters(step, detector)  # no earlier loss judges the first update
                 runner.log.append({"event": "first_step", "unix_time": round(time.time(), 3),
                                    "seconds_since_runner": round(time.perf_counter() - runner.started, 3)})
             runner.log.append({"epoch": epoch, "step": step, **values})
             if step >= total:
                 break
+        guard.check_parameters(step, detector)  # the epoch's last update, before anything uses it
         val_metrics = runner.val_metrics(model, val_loader, val, names)
         history.append({"epoch": epoch, "step": step, "val": val_metrics})
         runner.log.append({"event": "validate", "epoch": epoch, "step": step, "val": val_metrics})
@@ -118,7 +122,8 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
                 best = {"value": value, "epoch": epoch, "step": step, "state": _snapshot(detector)}
         if run_dir is not None:
             save_state(run_dir, runner, detector, optimizer, scheduler,
-                       {"epoch": epoch + 1, "step": step, "history": history, "best": best, "first_loss": guard.first})
+                       {"epoch": epoch + 1, "step": step, "history": history, "best": best, "first_loss": guard.first,
+                        "start_norm": guard.start_norm})
     if metric is not None:
         detector.load_state_dict(best.pop("state"), strict=False)
         chosen = next(h for h in history if h["epoch"] == best["epoch"])
@@ -202,11 +207,10 @@ def save_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, sch
              "rng": rngs, "log": runner.log,
              "absent": {k: sorted(v) for k, v in runner.ledger.absent.items()},
              "conversions": runner.ledger.conversions}
-    folder = Path(run_dir) / STATE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (_STATE_FILE + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(folder / _STATE_FILE)  # a kill during the write leaves the previous epoch's state
+    hint = RESUME_HINT.format(run_dir=run_dir)
+    folder = make_dir(Path(run_dir) / STATE_DIR, hint)
+    # Atomic: a kill or a full disk during the write leaves the previous epoch's state.
+    write_with(folder / _STATE_FILE, lambda fh: torch.save(state, fh), tensor_bytes(state), hint)
 
 
 def load_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, scheduler) -> dict | None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError, did_you_mean
+from detectors.blocks.clip_releases import activation_of, release_of
 
 LIBRARIES = ("timm", "open_clip")
 NO_WEIGHTS = "none"
@@ -39,6 +40,9 @@ class Built:
     image_size: int
     interpolation: str
     crop_pct: float
+    #: open_clip: the activation the built tower runs ("quick_gelu" or "gelu") and what decided it.
+    activation: str | None = None
+    activation_from: str | None = None
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
@@ -200,7 +204,7 @@ def _build_open_clip(spec: str, arch: str, weights: str | None, image_size: int 
         known = f"one of {', '.join(tags)}, " if tags else ""
         raise ConfigError(f"open_clip has no weights {weights!r} for {arch!r} (backbone {spec!r}); use "
                           f"{known}a local checkpoint path, or @none.")
-    quick_gelu = _needs_quick_gelu(arch, weights)
+    quick_gelu, decided_by = _activation(spec, arch, weights)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -229,23 +233,38 @@ def _build_open_clip(spec: str, arch: str, weights: str | None, image_size: int 
         model=visual, library="open_clip", pretrained=None if weights == NO_WEIGHTS else weights,
         mean=tuple(cfg.get("mean", visual.image_mean)), std=tuple(cfg.get("std", visual.image_std)),
         image_size=size[0] if isinstance(size, (tuple, list)) else size,
-        interpolation=cfg.get("interpolation", "bicubic"), crop_pct=1.0)
+        interpolation=cfg.get("interpolation", "bicubic"), crop_pct=1.0,
+        activation=activation_of(visual), activation_from=decided_by)
 
 
-def _needs_quick_gelu(arch: str, weights: str) -> bool:
-    """True when the weights were trained with QuickGELU (OpenAI's) and ``arch`` does not say so.
+def _activation(spec: str, arch: str, weights: str) -> tuple[bool, str]:
+    """(force QuickGELU?, what decided the activation) for ``arch`` with ``weights``.
 
-    Tags carry this in open_clip's pretrained config; a file in OpenAI's own TorchScript format is
-    OpenAI's by construction. A plain state-dict file is built as the architecture named, so OpenAI
-    weights saved as a state dict must be named ``<arch>-quickgelu``.
+    A tag carries its activation in open_clip's pretrained config; a file in OpenAI's TorchScript
+    format is OpenAI's; a local file that is one of open_clip's pretrained releases (its sha256, or
+    its Hugging Face cache path, in open_clip's table: :mod:`detectors.blocks.clip_releases`) is
+    built with that release's activation whatever the name. Any other file is built as named.
     """
     import open_clip
 
-    if open_clip.get_model_config(arch).get("quick_gelu", False) or weights == NO_WEIGHTS:
-        return False
-    if _looks_like_path(weights):
-        return _is_torchscript(weights)
-    return bool(open_clip.get_pretrained_cfg(arch, weights).get("quick_gelu", False))
+    named_quick = bool(open_clip.get_model_config(arch).get("quick_gelu", False))
+    if weights == NO_WEIGHTS:
+        return False, "architecture name"
+    if not _looks_like_path(weights):
+        tagged = bool(open_clip.get_pretrained_cfg(arch, weights).get("quick_gelu", False))
+        return tagged and not named_quick, f"pretrained tag {weights!r}"
+    if _is_torchscript(weights):
+        return not named_quick, "OpenAI TorchScript file"
+    release = release_of(weights)
+    if release is None:
+        return False, "architecture name (file not in open_clip's pretrained table)"
+    found = f"{release.matched_by} of open_clip's {release.arch}@{release.tag}"
+    if named_quick and not release.quick_gelu:
+        base = arch.removesuffix("-quickgelu")
+        raise ConfigError(f"Backbone {spec!r} names a QuickGELU architecture, but {weights} is open_clip's "
+                          f"{release.arch}@{release.tag} (by its {release.matched_by}), trained with GELU; name it "
+                          f"open_clip:{base}@{weights}.")
+    return release.quick_gelu and not named_quick, found
 
 
 def _is_torchscript(path: str) -> bool:

@@ -54,6 +54,10 @@ class Backbone(nn.Module):
         built = build(spec, image_size)
         self.spec, self.library, self.model = spec, built.library, built.model
         self.pretrained = built.pretrained
+        #: What results.json records of this backbone (read by ``Detector.build_records``).
+        self.build_record = {"spec": spec, "library": built.library, "pretrained": built.pretrained}
+        if built.library == "open_clip":
+            self.build_record.update(activation=built.activation, activation_from=built.activation_from)
         self.mean, self.std = built.mean, built.std
         self.image_size, self.interpolation, self.crop_pct = (
             built.image_size, built.interpolation, built.crop_pct)

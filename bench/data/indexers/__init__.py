@@ -21,6 +21,7 @@ from bench.data.indexers.deepfakebench import index_deepfakebench
 from bench.data.indexers.df40 import index_df40
 from bench.data.indexers.ffpp import index_dfd, index_ffpp
 from bench.data.indexers.generated import index_drct2m, index_real_fake_sets
+from bench.data.indexers.hints import hints
 from bench.data.indexers.images import index_forensynths, index_genimage, index_univfd_diffusion
 from bench.data.indexers.videos import (
     index_celebdf,
@@ -112,7 +113,10 @@ def index_dataset(layout: str, root: str | Path, out: str | Path | None = None, 
     prefix = PurePosixPath(*Path(prefix).parts).as_posix() + "/" if prefix else ""
     if "notes" in inspect.signature(indexer).parameters:
         options["notes"] = notes if notes is not None else []
-    rows = sorted(indexer(root, **options))
+    try:
+        rows = sorted(indexer(root, **options))
+    except DataError as err:  # say where the dataset folder is when ROOT is not it
+        raise DataError(f"{str(err).rstrip()}{hints(layout, root)}") from None
     if not rows:
         raise DataError(f"Found no images under {root} for layout {layout!r}; check ROOT and the layout "
                         f"({describe(layout)}).")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from bench.data.indexers.common import Row, held_out, need_dir, scan, subdirs
-from bench.data.indexers.images import LABEL_DIRS, label_from_dirs, looks_like
+from bench.data.indexers.images import LABEL_DIRS, label_from_dirs
 from bench.errors import DataError, did_you_mean
 
 #: DRCT-2M's 16 generators, in DRCT's own index order (``data/dataset.py``, ``CLASS2LABEL_MAPPING`` 1-16).
@@ -53,9 +53,8 @@ def index_real_fake_sets(root: Path, notes: list[str] | None = None) -> Iterator
     for folder in sets:
         base = root / folder if folder else root
         if not _has_labels(base):
-            hint = "".join(looks_like(base / d, _has_labels) for d in subdirs(base)[:50])
             raise DataError(f"{base} has no 0_real or 1_fake folder, so {root} is not a folder of test sets "
-                            f"(ROOT/<set>/[<class>/]{{0_real,1_fake}}/*); remove it or pass the right ROOT.{hint}")
+                            f"(ROOT/<set>/[<class>/]{{0_real,1_fake}}/*); remove it or pass the right ROOT.")
         images, empty, _ = scan(base)
         labels = set()
         for rel in images:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from bench.data.indexers.common import Row, images_in, need_dir, subdirs, walk_images
+from bench.data.indexers.common import Row, held_out, images_in, need_dir, subdirs, walk_images
 from bench.errors import DataError
 
 LABEL_DIRS = {"0_real": 0, "1_fake": 1}
@@ -44,12 +44,8 @@ def index_forensynths(root: Path) -> Iterator[Row]:
     """
     splits = [s for s in ("train", "val", "test") if (root / s).is_dir()]
     if not splits:
-        def has_splits(p: Path) -> bool:
-            return any((p / s).is_dir() for s in ("train", "val", "test"))
-
-        hint = "".join(looks_like(root / d, has_splits) for d in subdirs(root)[:50])
         raise DataError(f"{root} has no train, val or test folder; the ForenSynths layout is "
-                        "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png." + hint)
+                        "{train,val,test}/<set>/[<class>/]{0_real,1_fake}/*.png.")
     for split in splits:
         for subset in subdirs(root / split):
             for rel in walk_images(root / split / subset):
@@ -58,11 +54,6 @@ def index_forensynths(root: Path) -> Iterator[Row]:
                     raise DataError(f"{root / split / subset / rel} is not below a 0_real or 1_fake folder; "
                                     "the ForenSynths layout labels every image by such a folder.")
                 yield Row(f"{split}/{subset}/{rel}", label, split, subset)
-
-
-def looks_like(path: Path, test) -> str:
-    """A hint naming ``path`` when it passes ``test`` (it has the layout: ROOT was one level too high)."""
-    return f" {path} looks like the dataset folder: pass it as ROOT." if test(path) else ""
 
 
 def index_univfd_diffusion(root: Path) -> Iterator[Row]:
@@ -81,12 +72,8 @@ def index_univfd_diffusion(root: Path) -> Iterator[Row]:
     labelled = {f: [d for d in subdirs(root / f) if d in LABEL_DIRS] for f in folders}
     bad = [f for f in folders if not labelled[f] and not images_in(root / f)]
     if bad:
-        def generators(p: Path) -> bool:
-            return any(set(subdirs(p / d)) & set(LABEL_DIRS) for d in subdirs(p))
-
-        hint = "".join(looks_like(root / f, generators) for f in bad)
         raise DataError(f"{root / bad[0]} holds neither 0_real/1_fake folders nor images, so {root} is not "
-                        f"UnivFD's diffusion_datasets folder (expected {layout}).{hint}")
+                        f"UnivFD's diffusion_datasets folder (expected {layout}).")
     for subset in folders:
         default = 0 if subset.lower() in REAL_POOLS else 1
         for rel in walk_images(root / subset):
@@ -108,19 +95,21 @@ def _genimage_dirs(root: Path) -> Iterator[tuple[str, str]]:
     for the download's inner folder names): anything else means ROOT is not the GenImage folder.
     """
     layout = "<generator>/[imagenet_*/]{train,val}/{ai,nature}/*"
-    for top in subdirs(root):
+    tops = subdirs(root)
+    inner = {top: [d for d in subdirs(root / top) if _has_splits(root / top / d) and d.lower().startswith("imagenet")]
+             for top in tops}
+    stray = [top for top in tops if not _has_splits(root / top) and not inner[top]]
+    if stray and len(stray) == len(tops):  # nothing here is a generator: ROOT is not the GenImage folder
+        raise DataError(f"{root} holds no GenImage generator folder ({layout}; {root / stray[0]} is none), so "
+                        "it is not the GenImage folder; pass the folder that holds the generators as ROOT.")
+    if stray:  # generators beside a folder that is none: that folder is what does not belong
+        raise DataError(f"{root / stray[0]} is not a GenImage generator folder ({layout}) although "
+                        f"{len(tops) - len(stray)} folder(s) beside it are; move it out of {root}.")
+    for top in tops:
         if _has_splits(root / top):
             yield GENIMAGE_NAMES.get(top.lower(), top.lower()), top
             continue
-        inner = [d for d in subdirs(root / top)
-                 if _has_splits(root / top / d) and d.lower().startswith("imagenet")]
-        if not inner:
-            hint = looks_like(root / top, lambda p: any(
-                _has_splits(p / d) or any(_has_splits(p / d / e) for e in subdirs(p / d))
-                for d in subdirs(p)))
-            raise DataError(f"{root / top} is not a GenImage generator folder ({layout}), so {root} is not "
-                            f"the GenImage folder; remove the stray folder or pass the right ROOT.{hint}")
-        for name in inner:
+        for name in inner[top]:
             subset = GENIMAGE_NAMES.get(top.lower()) or GENIMAGE_NAMES.get(name.lower(), top.lower())
             yield subset, f"{top}/{name}"
 
@@ -139,8 +128,10 @@ def index_genimage(root: Path) -> Iterator[Row]:
     """Index GenImage: ``ROOT/<generator>/[imagenet_*/]{train,val}/{ai,nature}/*``.
 
     Subsets are canonical generator names (``midjourney``, ``sd_v1_4``, ``sd_v1_5``, ``adm``,
-    ``glide``, ``wukong``, ``vqdm``, ``biggan``) whatever the download's folder names; splits are
-    ``train`` and ``val`` (GenImage's val is its test set). A folder of another layout is refused.
+    ``glide``, ``wukong``, ``vqdm``, ``biggan``) whatever the download's folder names. GenImage's ``val``
+    folder is its test set, so it is indexed as split ``test``; the tenth of each ``train`` folder that
+    :func:`held_out` picks by file stem becomes ``val``, the split checkpoints are selected on (GenImage
+    releases none). A folder of another layout is refused.
     """
     found = list(_genimage_dirs(need_dir(root, "GenImage generator", "GenImage <generator>/{train,val}/{ai,nature}")))
     if not found:
@@ -151,9 +142,16 @@ def index_genimage(root: Path) -> Iterator[Row]:
         raise DataError(f"{root} holds two folders for one generator ({', '.join(sorted(names))}); keep one.")
     for subset, folder in found:
         _check_labels(root, folder)
-        for split in ("train", "val"):
+        for folder_split in ("train", "val"):
             for label_dir, label in GENIMAGE_LABELS.items():
-                base = f"{folder}/{split}/{label_dir}"
+                base = f"{folder}/{folder_split}/{label_dir}"
                 if (root / base).is_dir():
                     for rel in walk_images(root / base):
-                        yield Row(f"{base}/{rel}", label, split, subset)
+                        yield Row(f"{base}/{rel}", label, _genimage_split(folder_split, rel), subset)
+
+
+def _genimage_split(folder_split: str, rel: str) -> str:
+    """GenImage's ``val`` folder is its test set; a tenth of ``train`` (by file stem) is held out for selection."""
+    if folder_split == "val":
+        return "test"
+    return "val" if held_out(PurePosixPath(rel).stem) else "train"

@@ -12,6 +12,7 @@ from bench.data.base import Source, make_table
 from bench.data.sources.manifest import missing_path, parse_label
 from bench.data.sources.walk import TreeWalk
 from bench.errors import ConfigError, DataError
+from bench.inputs import Confinement
 
 #: Image formats PIL reads in every installation (animated ones give their first frame). The list is
 #: fixed, not taken from PIL's plugins, so a tree lists the same files on every machine.
@@ -32,10 +33,12 @@ class FolderSource(Source):
     Label directories may sit below class folders (``test/progan/<class>/0_real``): below the last
     layout field, directories are descended until one level holds label directories, and every
     image below a label directory gets that label. Without ``{label}``, every image below the last
-    field belongs to it. Ids are paths relative to ``root``. Symbolic links are followed, but a
-    link back into its own path and a file reached twice are errors (:mod:`bench.data.sources.walk`).
-    Files left out (hidden, other extensions, images where the layout has directories) are
-    counted by :meth:`ignored_files`.
+    field belongs to it; an image below label directories of both classes is an error. Ids are paths
+    relative to ``root``. Symbolic links are followed, but a link back into its own path, a file
+    reached twice and a link leading outside the data root (unless ``allow_outside_root: true``,
+    then recorded in the split's notes) are errors (:mod:`bench.data.sources.walk`). Entries left out
+    (hidden, other extensions, files where the layout has directories, directories named like
+    images) are counted by :meth:`ignored_files`.
     """
 
     type_name = "folder"
@@ -129,7 +132,17 @@ class FolderSource(Source):
                 f"{self._where()}: {path / stray[0] if stray else path} is not below a label directory "
                 f"({', '.join(self.labels)}); set the source's 'labels' key to the names used here."
             )
+        walk.note_outside_layout(path, "class")
         return [item for d in subdirs for item in self._labelled(walk, path / d)]
+
+    def _check_one_label(self, rel: str) -> None:
+        """Refuse an image below label directories of both classes (``1_fake/sub/0_real/x.png``)."""
+        found = {part: self.labels[part] for part in rel.split("/")[:-1] if part in self.labels}
+        if len(set(found.values())) > 1:
+            raise DataError(
+                f"{self._where()}: {rel} lies below label directories of both classes ({', '.join(found)}), so its "
+                "label is ambiguous; move it below one of them."
+            )
 
     def _scan(self, split: str, subsets: list[str] | None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
         root = self.file_root()
@@ -138,7 +151,8 @@ class FolderSource(Source):
         default_split = self.spec["split"] or "test"
         if "split" not in self.fields and split != default_split:
             raise DataError(f"{self._where()} has one split, {default_split!r}; there is no split {split!r}.")
-        walk = TreeWalk(root, self.extensions, self._where())
+        walk = TreeWalk(root, self.extensions, self._where(), Confinement([self.data_root, root]),
+                        allow_outside=self.spec["allow_outside_root"])
         # Walk the layout fields level by level; each branch carries the field values seen so far.
         branches: list[tuple[Path, dict[str, str]]] = [(root, {})]
         for field in [f for f in self.fields if f != "label"]:
@@ -164,12 +178,20 @@ class FolderSource(Source):
                 items = [(img, parse_label(label)) for img in walk.images(path)]
             for img, label in items:
                 rel = walk.rel(img)
+                if self.labels:
+                    self._check_one_label(rel)
                 rows.append({"id": rel, "label": label, "split": split, "subset": subset, "group": rel})
         if not rows:
             raise DataError(
                 f"{self._where()} found no images ({', '.join(sorted(self.extensions))}) for split {split!r} "
                 f"under {root}; check 'layout' and 'extensions'."
             )
+        if walk.outside:
+            link, real = walk.outside[0]
+            note = (f"{self._where()}: {len(walk.outside)} symbolic link(s) of split {split!r} lead outside the data "
+                    f"root (e.g. {link} -> {real}); read because the source sets allow_outside_root: true.")
+            if note not in self.notes:
+                self.notes.append(note)
         return make_table(rows), {reason: sorted(paths) for reason, paths in sorted(walk.ignored.items())}
 
     def _listing(self, split: str, subsets: list[str] | None) -> tuple[pd.DataFrame, dict[str, list[str]]]:

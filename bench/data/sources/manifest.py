@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from bench.data.base import Source, inside, make_table
+from bench.data.base import Source, make_table
 from bench.errors import DataError, ImageError
+from bench.inputs import inside, os_path_problem
 
 REQUIRED_COLUMNS = ["path", "label", "split"]
 OPTIONAL_COLUMNS = ["subset", "group", "landmarks"]
@@ -96,7 +97,10 @@ class ManifestSource(Source):
             else:
                 raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         except (ValueError, pd.errors.ParserError) as err:
-            raise DataError(f"{self._where()}: {path} cannot be parsed ({err}).") from err
+            raise DataError(f"{self._where()}: {path} cannot be parsed ({err}).") from None
+        except OSError as err:
+            raise DataError(f"{self._where()}: {path} cannot be read ({err.strerror or err}); check its "
+                            "permissions.") from None
         raw.columns = [str(c).strip() for c in raw.columns]
         missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
         if missing:
@@ -110,6 +114,10 @@ class ManifestSource(Source):
         return self._videos(self._validate(raw, path), path)
 
     def _checked_path(self, where: str, column: str, value: str) -> str:
+        problem = os_path_problem(value)
+        if problem:
+            raise DataError(f"{where} has a {column} that {problem} ({value[:80]!r}); the file system cannot open "
+                            "it, so fix that row.")
         if not self.spec["allow_outside_root"] and not inside(value):
             raise DataError(
                 f"{where} has {column} {value!r}, which leaves the image root; paths must be relative to the "
