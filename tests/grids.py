@@ -67,21 +67,22 @@ def folder_protocol(path: Path, epochs: int | None = None) -> Path:
     return path
 
 
-def plugin(tmp_path: Path, monkeypatch) -> str:
-    """Write the plugin module, put it on PYTHONPATH for child runs and on sys.path here; its name."""
+def plugin(tmp_path: Path, monkeypatch, text: str = PLUGIN, name: str = "grid_test_detectors") -> str:
+    """Write a plugin module, put it on PYTHONPATH for child runs and on sys.path here; its name."""
     folder = tmp_path / "plugins"
     folder.mkdir(exist_ok=True)
-    (folder / "grid_test_detectors.py").write_text(PLUGIN)
+    (folder / f"{name}.py").write_text(text)
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("PYTHONPATH", str(folder))
-    sys.modules.pop("grid_test_detectors", None)
-    return "grid_test_detectors"
+    sys.modules.pop(name, None)
+    return name
 
 
-def unregister_plugin() -> None:
-    """Forget the plugin's detector, so the next test registers its own copy."""
+def unregister_plugin(detectors: tuple[str, ...] = ("slow_linear",), name: str = "grid_test_detectors") -> None:
+    """Forget a plugin's detectors, so the next test registers its own copy."""
     from bench.plugin.registry import DETECTORS
 
-    if "slow_linear" in DETECTORS.names():
-        DETECTORS.remove("slow_linear")
-    sys.modules.pop("grid_test_detectors", None)
+    for detector in detectors:
+        if detector in DETECTORS.names():
+            DETECTORS.remove(detector)
+    sys.modules.pop(name, None)

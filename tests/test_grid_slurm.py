@@ -169,3 +169,7 @@ def test_slurms_refusals_are_one_sentence_with_its_reason_and_submit_nothing(slu
         assert code == 2 and err.startswith("error: SLURM refused the grid's jobs (") and reason in err, err
         assert err.count("\n") == 1 and "nothing was submitted" in err
     assert not (tmp_path / "g" / "jobs.jsonl").exists()
+    # bench sweep is a grid too: the same executor, the same refusal
+    code, _, err = run_cli(["sweep", "--protocol", str(proto), "--detector", "sam", "--rho", "0,0.1", "--data-root",
+                            str(data), "--executor", "slurm", "--partition", "nope", "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and "Invalid partition name specified" in err

@@ -49,6 +49,7 @@ def cmd_grid(args: argparse.Namespace) -> None:
 
 def _issue(args: argparse.Namespace) -> None:
     from bench.grid import GridDir, issue, plan_grid, totals
+    from bench.grid.status import lines
 
     grid = grid_from_args(args)
     plan = plan_grid(grid)
@@ -63,8 +64,8 @@ def _issue(args: argparse.Namespace) -> None:
               "(cells not yet submitted are submitted then).", file=sys.stderr)
         sys.exit(130)
     shown = [s for s in outcome.states if s.state != "done"] if len(outcome.states) > 40 else outcome.states
-    for state in shown:
-        print(state.line())
+    for line in lines(shown):
+        print(line)
     print(f"grid {gdir.root}: {totals(outcome.states)}")
     if args.no_wait:
         held = f"; {len(outcome.unsubmitted)} cell(s) wait for the next `bench grid` command" \
@@ -87,21 +88,23 @@ def _dry_run(plan, gdir) -> None:
     wanted = set(to_submit(list(states.values()), plan.grid.executor.retries)) if states else None
     ex = plan.grid.executor
     print(f"grid {gdir.root} ({plan.hash[:12]}): {len(plan.cells)} cells on the {ex.kind} executor")
+    width = max(len(c.id) for c in plan.cells)
     for cell in plan.cells:
         state = states.get(cell.id)
         action = "submit" if wanted is None or cell.id in wanted else "leave"
-        print(f"{cell.id}  {action}{f' ({state.state})' if state else ''}")
+        print(f"{cell.id:<{width}}  {action}{f' ({state.state})' if state else ''}")
     example = task_for(plan, gdir, plan.cells[0].id)
     print("each cell runs: python -m bench " + shlex.join(example.fresh))
 
 
 def _status(args: argparse.Namespace) -> None:
     from bench.grid import GridDir, cell_states, totals
+    from bench.grid.status import lines
 
     gdir = GridDir(args.directory)
     states = cell_states(gdir)
-    for state in states:
-        print(state.line())
+    for line in lines(states):
+        print(line)
     print(totals(states))
 
 

@@ -35,10 +35,10 @@ class CellStatus:
     reason: str = ""
     failures: int = 0
 
-    def line(self) -> str:
-        """``<cell>  <state>  job <id>  <reason>`` for ``bench grid status``."""
+    def line(self, width: int = 0) -> str:
+        """``<cell>  <state>  <executor> job <id>  <reason>`` (the cell padded to ``width``), for ``bench grid status``."""
         job = f"{self.executor} job {self.job_id}" if self.job_id else ""
-        return "  ".join(p for p in (self.cell, f"{self.state:<11}", job, self.reason) if p).rstrip()
+        return "  ".join(p for p in (f"{self.cell:<{width}}", f"{self.state:<11}", job, self.reason) if p).rstrip()
 
 
 def finished(run_dir: Path) -> bool:
@@ -82,6 +82,12 @@ def cell_states(gdir: GridDir, executors: dict[str, Any] | None = None) -> list[
                 status.reason = "its job ended before the run finished; the next `bench grid` resumes it"
         out.append(status)
     return out
+
+
+def lines(states: list[CellStatus]) -> list[str]:
+    """One aligned line per cell."""
+    width = max((len(s.cell) for s in states), default=0)
+    return [s.line(width) for s in states]
 
 
 def totals(states: list[CellStatus]) -> str:

@@ -82,15 +82,20 @@ class CellTask:
         self.fresh, self.resume = fresh, resume
         self.processes, self.nodes, self.precision = processes, nodes, precision
         self._proc: subprocess.Popen | None = None
+        self._note = ""
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_proc"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_proc", "_note")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _proc=None)
+        self.__dict__.update(state, _proc=None, _note="")
 
     def arguments(self) -> list[str] | None:
-        """The ``bench`` arguments for this attempt, or None when the run is finished."""
+        """The ``bench`` arguments for this attempt, or None when the run is finished.
+
+        A run directory with neither ``results.json`` nor a resumable record (a run killed while it
+        was being made) is renamed ``<name>.interrupted`` (never deleted) and the cell starts afresh.
+        """
         run_dir = Path(self.run_dir)
         incomplete = (run_dir / "INCOMPLETE").exists()
         if (run_dir / "results.json").is_file() and not incomplete:
@@ -102,6 +107,7 @@ class CellTask:
             while target.exists():
                 target, k = run_dir.with_name(f"{run_dir.name}.interrupted-{k}"), k + 1
             run_dir.rename(target)
+            self._note = f"moved {run_dir} aside to {target.name}: it had no results.json and nothing to resume\n"
         return self.fresh
 
     def __call__(self) -> str:
@@ -117,7 +123,7 @@ class CellTask:
         started = time.time()
         with open(self.log, "a", encoding="utf-8") as log:
             log.write(f"\n== {time.strftime('%Y-%m-%dT%H:%M:%S')} job {job} restart {restart} rank {_rank()}: "
-                      f"{' '.join(argv)}\n")
+                      f"{' '.join(argv)}\n{self._note}")
             log.flush()
             # preexec_fn is safe here: a submitit task process runs no other thread.
             self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
