@@ -176,30 +176,31 @@ def test_a_cells_job_resumes_an_interrupted_run_and_keeps_a_stray_directory(tmp_
 
 
 def test_states_come_from_run_directories_logs_and_live_processes(tmp_path):
-    plan = plan_grid(grid_of(tmp_path, seeds=[0, 1, 2, 3, 4]))
+    plan = plan_grid(grid_of(tmp_path, seeds=[0, 1, 2, 3, 4, 5]))
     gdir = GridDir(tmp_path / "g")
     gdir.adopt(plan, plan.grid.executor, "bench-grid-test")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+                          check=True).stdout.strip()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "submitit.local._local",
                               str(gdir.submitit)])
     try:
         ids = [c.id for c in plan.cells]
-        jobs = {ids[0]: dead.stdout.strip(), ids[1]: dead.stdout.strip(), ids[2]: str(alive.pid),
-                ids[3]: dead.stdout.strip()}
+        jobs = dict(zip(ids, [dead, dead, str(alive.pid), dead, dead]))
         gdir.record_jobs([{"cell": c, "executor": "local", "job_id": j, "submitted_unix": 1.0} for c, j in jobs.items()])
         (gdir.run_dir(ids[0])).mkdir(parents=True)
         (gdir.run_dir(ids[0]) / "results.json").write_text("{}")
         gdir.log(ids[1]).parent.mkdir(parents=True, exist_ok=True)
         gdir.log(ids[1]).write_text("\n== t job: run\nerror: Setting 'lr' diverged; lower it.\n")
         gdir.exits(ids[1]).write_text(json.dumps({"code": 2, "ended": 2.0}) + "\n")
+        gdir.log(ids[4]).write_text("\n== t job 9: run\nepoch 3\n\n== t stopped for a requeue (time limit)\n")
         states = cell_states(gdir)
     finally:
         alive.kill()
         alive.wait()
-    assert [s.state for s in states] == ["done", "failed", "running", "interrupted", "pending"]
+    assert [s.state for s in states] == ["done", "failed", "running", "interrupted", "interrupted", "pending"]
     assert states[1].reason == "Setting 'lr' diverged; lower it." and states[1].failures == 1
-    assert states[2].job_id == str(alive.pid) and states[4].job_id is None
+    assert states[2].job_id == str(alive.pid) and states[5].job_id is None
+    assert "(cancelled, killed or lost)" in states[3].reason and "--max-requeues used up" in states[4].reason
 
 
 def test_readme_grid_example_is_a_valid_grid(tmp_path):
@@ -241,6 +242,9 @@ def test_a_local_grid_runs_collects_submits_and_is_idempotent(tmp_path, capsys, 
     assert code == 0 and "auc@unseen" in stdout and "tiny/clip_linear/s1" in stdout
     code, _, err = run_cli([*args[:-4], "--seeds", "0", "--out", str(out)], capsys)
     assert code == 2 and "holds another grid" in err and "that grid has cell tiny/clip_linear/s1" in err
+    (out / "manifest.json").rename(out / "elsewhere.json")
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "holds run directories but no manifest.json" in err
 
 
 @pytest.mark.slow
@@ -291,3 +295,16 @@ def test_a_failed_cell_stops_alone_and_issue_does_not_retry_it_by_default(tmp_pa
         from bench.grid import submit_cells
 
         submit_cells(GridDir(tmp_path / "g"), tmp_path / "lb")
+
+
+@pytest.mark.slow
+def test_a_cell_with_two_processes_runs_under_accelerate_launch(tmp_path):
+    proto = write_tiny_protocol(tmp_path)
+    plan = plan_grid(parse_grid({"protocols": [str(proto)], "detectors": ["clip_linear"],
+                                 "run": {"threads": 1, "batch_size": 8, "cpu": True},
+                                 "executor": {"gpus_per_cell": 2}}, "test"))
+    gdir = GridDir(tmp_path / "g")
+    assert issue(plan, gdir, say=lambda _: None).complete
+    result = json.loads((gdir.run_dir("tiny/clip_linear/s0") / "results.json").read_text())
+    assert result["env"]["num_processes"] == 2
+    assert "-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1" in result["env"]["launch"]

@@ -53,7 +53,7 @@ def _issue(args: argparse.Namespace) -> None:
 
     grid = grid_from_args(args)
     plan = plan_grid(grid)
-    gdir = GridDir(args.out or Path("grids") / (grid.name or f"grid-{plan.hash[:10]}"))
+    gdir = GridDir(args.out or Path("runs") / "grids" / (grid.name or f"grid-{plan.hash[:10]}"))
     if args.dry_run:
         return _dry_run(plan, gdir)
     try:

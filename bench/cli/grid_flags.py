@@ -38,7 +38,7 @@ def add_flags(grid: argparse.ArgumentParser) -> None:
     run.add_argument("--plugin", action="append", default=[], help="bench run --plugin (repeatable)")
     add_executor_flags(grid)
     act = grid.add_argument_group("what to do")
-    act.add_argument("--out", help="the grid directory (default grids/<grid file name>, or grids/grid-<hash>)")
+    act.add_argument("--out", help="the grid directory (default runs/grids/<grid file name>, or runs/grids/grid-<hash>)")
     act.add_argument("--dry-run", action="store_true", help="print the cells and what would be submitted")
     act.add_argument("--no-wait", action="store_true", help="return once the jobs are submitted")
     act.add_argument("--submit", action="store_true", help="collect: store the cells in the leaderboard")
@@ -69,6 +69,12 @@ def executor_from_args(args: argparse.Namespace, base: dict[str, Any] | None = N
 
 _EXECUTOR_HELP = {
     "kind": "local (default: submitit's LocalExecutor on this machine) or slurm",
+    "partition": "SLURM partition (default: the cluster's default)",
+    "cpus_per_cell": "CPUs per cell (slurm; each run also gets --threads C unless run.threads is set)",
+    "mem_gb": "memory per cell in GB (slurm)",
+    "account": "SLURM account to charge",
+    "qos": "SLURM quality of service",
+    "constraint": "SLURM node features, e.g. a100",
     "time_limit_min": "minutes per job (slurm default 60); a cell signalled before it is requeued and resumes",
     "gpus_per_cell": "K: the cell runs K processes through accelerate launch (K GPUs on SLURM)",
     "nodes_per_cell": "N nodes per cell (slurm): one launcher per node, rendezvous on the first",

@@ -82,7 +82,10 @@ class GridDir:
         return self.manifest()["cells"]
 
     def check(self, plan) -> None:
-        """Refuse a directory that holds another grid than ``plan``."""
+        """Refuse a directory that holds another grid than ``plan``, or runs no manifest vouches for."""
+        if not self.exists() and self.runs.is_dir() and any(self.runs.iterdir()):
+            raise GridError(f"{self.root} holds run directories but no {MANIFEST} (made by an older `bench sweep`, or "
+                            "by hand?), so nothing says which settings made them; pass another --out.")
         if self.exists():
             old = self.manifest()
             if old["hash"] != plan.hash:

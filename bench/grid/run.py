@@ -82,7 +82,7 @@ def _submit(plan: Plan, gdir: GridDir, executor: Executor, limit: int | None,
     with gdir.lock():
         states = cell_states(gdir, {executor.kind: executor})
         wanted = to_submit(states, plan.grid.executor.retries, interrupted)
-        room = len(wanted) if limit is None else max(0, limit - sum(s.state in ACTIVE for s in states))
+        room = len(wanted) if limit is None else max(0, limit - sum(s.alive for s in states))
         chosen, held = wanted[:room], wanted[room:]
         if chosen:
             with _deferred_interrupt():
@@ -93,11 +93,11 @@ def _submit(plan: Plan, gdir: GridDir, executor: Executor, limit: int | None,
 
 
 def issue(plan: Plan, gdir: GridDir, wait: bool = True, say: Callable[[str], None] | None = None,
-          poll_s: float = 1.0) -> Outcome:
+          poll_s: float = 1.0, progress: bool = True) -> Outcome:
     """Submit what the grid needs and, with ``wait``, follow it until no cell is queued or running.
 
-    A progress bar over cells goes to stderr. Ctrl-C while waiting leaves the jobs running and
-    raises ``KeyboardInterrupt`` (the CLI says how to see and cancel them).
+    A progress bar over cells goes to stderr (unless ``progress`` is False). Ctrl-C while waiting
+    leaves the jobs running and raises ``KeyboardInterrupt`` (the CLI says how to see and cancel them).
     """
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     ex = plan.grid.executor
@@ -114,28 +114,28 @@ def issue(plan: Plan, gdir: GridDir, wait: bool = True, say: Callable[[str], Non
     if not wait:
         outcome.states, outcome.unsubmitted = cell_states(gdir, {ex.kind: executor}), held
         return outcome
-    outcome.states = _follow(plan, gdir, executor, limit, outcome, poll_s)
+    outcome.states = _follow(plan, gdir, executor, limit, outcome, poll_s, progress)
     return outcome
 
 
 def _follow(plan: Plan, gdir: GridDir, executor: Executor, limit: int | None, outcome: Outcome,
-            poll_s: float) -> list[CellStatus]:
+            poll_s: float, progress: bool) -> list[CellStatus]:
     from tqdm import tqdm
 
     cap = 2.0 if executor.kind == "local" else 10.0  # squeue is a cluster-wide service: ask it less often
     delay = poll_s
-    with tqdm(total=len(plan.cells), desc="cells", unit="cell", file=sys.stderr) as bar:
+    with tqdm(total=len(plan.cells), desc="cells", unit="cell", file=sys.stderr, disable=not progress) as bar:
         while True:
             states = cell_states(gdir, {executor.kind: executor})
             bar.n = sum(s.state in ("done", "failed", "interrupted") for s in states)
             bar.set_postfix_str(totals(states).split(": ", 1)[1])
             wanted = to_submit(states, plan.grid.executor.retries, interrupted=False)
-            if wanted and (limit is None or sum(s.state in ACTIVE for s in states) < limit):
+            if wanted and (limit is None or sum(s.alive for s in states) < limit):
                 chosen, _ = _submit(plan, gdir, executor, limit, interrupted=False)
                 outcome.submitted += chosen
                 delay = poll_s
                 continue
-            if not any(s.state in ACTIVE for s in states) and not wanted:
+            if not any(s.state in ACTIVE for s in states) and not wanted:  # done cells' jobs may still be ending
                 return states
             time.sleep(delay)
             delay = min(cap, delay * 1.5)

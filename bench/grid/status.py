@@ -34,6 +34,8 @@ class CellStatus:
     executor: str | None = None
     reason: str = ""
     failures: int = 0
+    #: Whether the cell's latest job is still queued or running (a done cell's job may still be ending).
+    alive: bool = False
 
     def line(self, width: int = 0) -> str:
         """``<cell>  <state>  <executor> job <id>  <reason>`` (the cell padded to ``width``), for ``bench grid status``."""
@@ -68,7 +70,8 @@ def cell_states(gdir: GridDir, executors: dict[str, Any] | None = None) -> list[
         job = latest.get(cid)
         exits = gdir.exit_records(cid)
         failures = sum(1 for e in exits if e["code"] != 0)
-        status = CellStatus(cid, "pending", job and job["job_id"], job and job["executor"], failures=failures)
+        status = CellStatus(cid, "pending", job and job["job_id"], job and job["executor"], failures=failures,
+                            alive=job is not None and job["job_id"] in alive)
         if finished(gdir.run_dir(cid)):
             status.state = "done"
         elif job is not None and job["job_id"] in alive:
@@ -78,8 +81,7 @@ def cell_states(gdir: GridDir, executors: dict[str, Any] | None = None) -> list[
             if last is not None and last["code"] != 0 and last.get("ended", 0) >= job.get("submitted_unix", 0):
                 status.state, status.reason = "failed", failure_reason(gdir.log(cid), last["code"])
             else:
-                status.state = "interrupted"
-                status.reason = "its job ended before the run finished; the next `bench grid` resumes it"
+                status.state, status.reason = "interrupted", _interruption(gdir.log(cid))
         out.append(status)
     return out
 
@@ -88,6 +90,18 @@ def lines(states: list[CellStatus]) -> list[str]:
     """One aligned line per cell."""
     width = max((len(s.cell) for s in states), default=0)
     return [s.line(width) for s in states]
+
+
+def _interruption(log: Path) -> str:
+    """Why a cell's job ended without a result or an error: a requeue that never came, or something else."""
+    try:
+        last = log.read_text(encoding="utf-8", errors="replace").rsplit("\n== ", 1)[-1]
+    except OSError:
+        last = ""
+    if "stopped for a requeue" in last.split("\n", 1)[0]:
+        return ("stopped at its time limit (or preempted) and not restarted: --max-requeues used up, or the job was "
+                "cancelled meanwhile; the next `bench grid` resumes it (raise --time-limit or --max-requeues)")
+    return "its job ended before the run finished (cancelled, killed or lost); the next `bench grid` resumes it"
 
 
 def totals(states: list[CellStatus]) -> str:
