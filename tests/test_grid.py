@@ -142,6 +142,7 @@ def test_accelerate_flags_from_a_fabricated_two_node_slurm_allocation():
     assert single[:4] == ["--multi_gpu", "--num_processes", "2", "--num_machines"] and "vm" in single
     assert accelerate_args({}, 2) == ["--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                                       "--mixed_precision", "no", "--dynamo_backend", "no"]  # local: no rendezvous
+    assert accelerate_args({"MASTER_PORT": "31234"}, 2)[-2:] == ["--main_process_port", "31234"]
     assert launcher(env, 1, 1, None) == ["-m", "bench"]
     assert launcher(env, 1, 2, None)[:2] == ["-m", "accelerate.commands.launch"]
 

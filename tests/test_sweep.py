@@ -167,7 +167,13 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protoco
 
 @pytest.mark.slow
 def test_run_dir_without_results_is_set_aside_and_rerun(tiny_protocol, tmp_path, tiny_sam):
+    from bench.analysis.sweep import sweep_grid
+    from bench.grid import GridDir, plan_grid
+    from bench.grid.run import job_name
+
     out = tmp_path / "sweep"
+    plan = plan_grid(sweep_grid(tiny_protocol, [tiny_sam], [0.5], opts=OPTS, limit=4))
+    GridDir(out).adopt(plan, plan.grid.executor, job_name(plan))  # the sweep's grid, made before a run was killed
     stale = out / "runs" / "tiny" / tiny_sam / "rho0.5-s0"
     stale.mkdir(parents=True)
     (stale / "config.yaml").write_text("partial: true\n")

@@ -67,16 +67,27 @@ def accelerate_args(env: Mapping[str, str], processes: int, precision: str | Non
 
     Reads ``SLURM_JOB_NODELIST`` (rendezvous host = its first node), ``SLURM_JOB_NUM_NODES`` (or
     ``SLURM_NNODES``), ``SLURM_NODEID`` (machine rank) and ``SLURM_JOB_ID`` (rendezvous port, unless
-    ``MASTER_PORT`` is set). Outside SLURM (the local executor) it is one machine, no rendezvous.
+    ``MASTER_PORT`` is set). Outside SLURM (the local executor) it is one machine: no rendezvous
+    host, and the port only when ``MASTER_PORT`` names one.
     """
     nodes = int(env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or 1)
     args = ["--multi_gpu", "--num_processes", str(processes * nodes), "--num_machines", str(nodes),
             "--mixed_precision", precision or "no", "--dynamo_backend", "no"]
-    if "SLURM_JOB_NODELIST" in env and "SLURM_JOB_ID" in env:
-        port = env.get("MASTER_PORT") or str(PORT_BASE + int(env["SLURM_JOB_ID"]) % PORT_SPAN)
+    slurm = "SLURM_JOB_NODELIST" in env and "SLURM_JOB_ID" in env
+    if slurm:
         args += ["--machine_rank", str(int(env.get("SLURM_NODEID", 0))),
-                 "--main_process_ip", first_host(env["SLURM_JOB_NODELIST"]), "--main_process_port", port]
-    return args
+                 "--main_process_ip", first_host(env["SLURM_JOB_NODELIST"])]
+    port = env.get("MASTER_PORT") or (str(PORT_BASE + int(env["SLURM_JOB_ID"]) % PORT_SPAN) if slurm else None)
+    return args + (["--main_process_port", port] if port else [])
+
+
+def free_port() -> str:
+    """A TCP port nothing listens on now (for a local cell's rendezvous; Accelerate's default may be taken)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
 
 
 def launcher(env: Mapping[str, str], processes: int, nodes: int, precision: str | None) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,9 @@ def to_submit(states: list[CellStatus], retries: int, interrupted: bool = True) 
 @contextmanager
 def _deferred_interrupt() -> Iterator[None]:
     """Hold Ctrl-C while jobs are submitted and recorded, so no submitted job goes unrecorded."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets SIGINT
+        yield
+        return
     caught: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:

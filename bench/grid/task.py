@@ -111,12 +111,15 @@ class CellTask:
         return self.fresh
 
     def __call__(self) -> str:
-        from bench.grid.launch import launcher
+        from bench.grid.launch import free_port, launcher
 
         args = self.arguments()
         if args is None:
             return self.run_dir
-        argv = [sys.executable, *launcher(os.environ, self.processes, self.nodes, self.precision), *args]
+        env = dict(os.environ)
+        if self.processes * self.nodes > 1 and "SLURM_JOB_ID" not in env:
+            env.setdefault("MASTER_PORT", free_port())
+        argv = [sys.executable, *launcher(env, self.processes, self.nodes, self.precision), *args]
         Path(self.log).parent.mkdir(parents=True, exist_ok=True)
         job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", "?")
         restart = os.environ.get("SLURM_RESTART_COUNT", "0")
@@ -126,7 +129,7 @@ class CellTask:
                       f"{' '.join(argv)}\n{self._note}")
             log.flush()
             # preexec_fn is safe here: a submitit task process runs no other thread.
-            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                           process_group=0, preexec_fn=_child_signals)  # noqa: PLW1509
             Path(self.pid_file).write_text(str(self._proc.pid))
             code = self._proc.wait()  # SIGUSR2 lands here: submitit runs checkpoint(), requeues and exits
