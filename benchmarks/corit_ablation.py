@@ -1,55 +1,55 @@
 """CoRIT ablation on the embedded protocols: each component switched off in turn, over seeds.
 
 Usage: python benchmarks/corit_ablation.py [--protocols synthetic_universal,synthetic_cross_domain]
-       [--seeds 0,1,2] [--out runs/ablation] [--board leaderboard]
-Writes BOARD/corit_ablation.md (one table per protocol) and BOARD/corit_ablation.csv. Run directories
-are named after the detector version (``v2-abstract-full-s0``); a finished run (a results.json) with
-the same settings is reused, so an interrupted ablation resumes, and one made with other settings or
-another CoRIT version stops the script rather than being mixed in.
+       [--seeds 0,1,2] [--out runs/ablation] [--board leaderboard] [--executor local|slurm ...]
+       [--limit N --max-steps N]  (a quick, partial try; never for the committed tables)
+The ablation is the grid examples/grids/corit_ablation.yaml (a `variants` axis of `-o` settings);
+this script issues it through `bench grid` (any executor flag of `bench grid` may follow), waits,
+and writes BOARD/corit_ablation.md (one table per protocol) and BOARD/corit_ablation.csv from the
+collected cells. Issuing it again reuses finished cells and resumes interrupted ones; a grid
+directory made with other settings or another CoRIT version is refused rather than mixed in.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-#: (row, short name for run directories, overrides)
-VARIANTS = [
-    ("corit (all components)", "full", {}),
-    ("without RRM", "no_rrm", {"rrm": False}),
-    ("without RSI", "no_rsi", {"rsi": False}),
-    ("RSI at read-out only (v1)", "readout", {"rsi_mode": "readout"}),
-    ("without CGP (hence no RRM, RSI)", "no_cgp", {"cgp": False, "rrm": False, "rsi": False}),
-    ("without HRI", "no_hri", {"hri": False}),
-    ("all off (= sam)", "all_off", {"cgp": False, "rrm": False, "rsi": False, "hri": False}),
-]
+GRID = Path(__file__).resolve().parents[1] / "examples" / "grids" / "corit_ablation.yaml"
+#: Row label of each variant of the grid file.
+LABELS = {
+    "full": "corit (all components)",
+    "no_rrm": "without RRM",
+    "no_rsi": "without RSI",
+    "readout": "RSI at read-out only (v1)",
+    "no_cgp": "without CGP (hence no RRM, RSI)",
+    "no_hri": "without HRI",
+    "all_off": "all off (= sam)",
+}
 
 
-def one_run(protocol: str, short: str, overrides: dict, seed: int, out: Path) -> dict:
-    """Run (or reuse) one ablation cell; a stored run with other settings is an error, not a reuse."""
-    from bench.api import run
-    from bench.errors import ConfigError
-    from bench.plugin.factory import resolve_detector
-    from bench.protocol import load_protocol
+def rows(gdir, plan) -> pd.DataFrame:
+    """One row per cell: protocol, variant label, seed, source-val AUC and every group's AUC."""
+    from bench.grid.collect import results
 
-    spec = resolve_detector("corit", overrides, load_protocol(protocol).detector_defaults)
-    name = f"v{spec.cls.version}-{short}-s{seed}"
-    done = out / protocol / "corit" / name / "results.json"
-    if done.is_file():
-        result = json.loads(done.read_text())
-        if result["detector"]["config_sha256"] != spec.config_sha256():
-            raise ConfigError(f"{done} holds a corit run with other settings than ablation row {short!r} now "
-                              f"has; remove that run directory or pass another --out.")
-        return result
-    return run(protocol, "corit", seed=seed, overrides=overrides, out_dir=out, run_name=name)
+    found = results(gdir)
+    out = []
+    for cell in plan.cells:
+        result = found[cell.id]
+        variant = cell.name.rsplit("-s", 1)[0]
+        row = {"protocol": cell.protocol_name, "variant": LABELS[variant], "seed": cell.seed,
+               "val_auc": result["selection"]["val"]["auc"]}
+        row.update({f"{group}_auc": m["auc"] for group, m in result["groups"].items()})
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def table(frame: pd.DataFrame) -> str:
     """Markdown of mean ± std over seeds per variant (std is blank with a single seed)."""
+    frame = frame.dropna(axis=1, how="all")
     stats = frame.drop(columns=["protocol", "seed"]).groupby("variant", sort=False).agg(["mean", "std"])
     cols = [c for c in frame.columns if c not in ("protocol", "variant", "seed")]
     cells = {col: [f"{m:.3f}" + ("" if pd.isna(s) else f" ± {s:.3f}")
@@ -58,38 +58,50 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def main() -> None:
+    from bench.cli.grid_flags import add_executor_flags, executor_from_args
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocols", default="synthetic_universal,synthetic_cross_domain")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", default="runs/ablation")
+    parser.add_argument("--out", default="runs/ablation", help="the ablation's grid directory")
     parser.add_argument("--board", default="leaderboard")
+    parser.add_argument("--limit", type=int, help="at most N images per class per split (a partial grid)")
+    parser.add_argument("--max-steps", type=int, help="stop training after N steps (a partial grid)")
+    add_executor_flags(parser)
     args = parser.parse_args()
     from bench.errors import BenchError
+    from bench.grid import GridDir, issue, load_grid, parse_grid, plan_grid
     from detectors.corit import CoRIT
 
-    seeds = [int(s) for s in args.seeds.split(",")]
-    frames = []
     try:
-        for protocol in args.protocols.split(","):
-            rows = []
-            for variant, short, overrides in VARIANTS:
-                for seed in seeds:
-                    result = one_run(protocol, short, overrides, seed, Path(args.out))
-                    row = {"protocol": protocol, "variant": variant, "seed": seed,
-                           "val_auc": result["selection"]["val"]["auc"]}
-                    row.update({f"{group}_auc": m["auc"] for group, m in result["groups"].items()})
-                    rows.append(row)
-            frames.append(pd.DataFrame(rows))
+        data = load_grid(GRID).model_dump(mode="json")
+        data.update(protocols=args.protocols.split(","), seeds=[int(s) for s in args.seeds.split(",")],
+                    executor=executor_from_args(args, data["executor"]))
+        if args.limit or args.max_steps:
+            data["partial"] = True
+            data["run"].update(limit=args.limit, max_steps=args.max_steps)
+        plan = plan_grid(parse_grid(data, str(GRID)))
+        gdir = GridDir(args.out)
+        outcome = issue(plan, gdir)
+        if not outcome.complete:
+            sys.exit(f"error: the ablation grid did not finish; `bench grid status {gdir.root}` says why, and the "
+                     "same command resumes it.")
+        frame = rows(gdir, plan)
     except BenchError as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted: submitted cells keep running (`bench grid status {args.out}`, `bench grid cancel "
+                 f"{args.out}`); the same command follows them again and writes the tables.")
+    frames = [part for _, part in frame.groupby("protocol", sort=False)]
     board = Path(args.board)
     board.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames).to_csv(board / "corit_ablation.csv", index=False, float_format="%.4f")
-    command = f"python benchmarks/corit_ablation.py --protocols {args.protocols} --seeds {args.seeds}"
+    frame.to_csv(board / "corit_ablation.csv", index=False, float_format="%.4f")
+    quick = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("limit", args.limit), ("max_steps", args.max_steps)) if v)
+    command = f"python benchmarks/corit_ablation.py --protocols {args.protocols} --seeds {args.seeds}{quick}"
     lines = [f"<!-- generated by `{command}`; do not edit -->"]
-    for frame in frames:
-        title = f"### CoRIT v{CoRIT.version} ablation on {frame['protocol'].iloc[0]}: AUC, mean ± std over seeds"
-        lines += [f"{title} {args.seeds}", "", table(frame), ""]
+    for part in frames:
+        title = f"### CoRIT v{CoRIT.version} ablation on {part['protocol'].iloc[0]}: AUC, mean ± std over seeds"
+        lines += [f"{title} {args.seeds}", "", table(part), ""]
     lines.append("Each row switches components off with `-o` (RRM and RSI need CGP, so removing CGP removes them "
                  "too); `rsi_mode: readout` is v1's injection (CNNs inject into the read-out vector only). "
                  "Per-seed values: `corit_ablation.csv`.")

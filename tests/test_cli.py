@@ -4,7 +4,7 @@ import pytest
 from conftest import run_cli, write_tiny_protocol
 
 
-@pytest.mark.parametrize("command", [["run"], ["ls"], ["show"], ["validate"], ["data"], ["leaderboard"]])
+@pytest.mark.parametrize("command", [["run"], ["ls"], ["show"], ["validate"], ["data"], ["leaderboard"], ["grid"]])
 def test_every_command_has_help_with_an_example(command, capsys):
     code, out, _ = run_cli([*command, "--help"], capsys)
     assert code == 0 and "examples:" in out and "bench " in out.split("examples:")[1]

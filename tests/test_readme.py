@@ -49,7 +49,7 @@ def test_toml_blocks_parse_and_declare_entry_points():
 def test_protocol_example_validates(tmp_path, capsys):
     from bench.cli import main
 
-    (example,) = blocks(ROOT / "README.md", "yaml")
+    (example,) = [b for b in blocks(ROOT / "README.md", "yaml") if b.startswith("name: my_protocol")]
     path = tmp_path / "my_protocol.yaml"
     path.write_text(example)
     main(["validate", str(path)])

@@ -1,22 +1,18 @@
-"""Radius sweep and COR (bench/analysis/sweep.py): the COR rule, radius parsing, validation, resume, outputs."""
+"""Radius sweep and COR (bench/analysis/sweep.py): the COR rule, radius parsing, validation, and the sweep as a
+grid (one bench run per radius through bench.grid's local executor): resume, reuse, outputs."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import ClassVar
 
 import pandas as pd
 import pytest
-import torch
-from torch import nn
+from grids import plugin, unregister_plugin
 
-from bench import Detector
 from bench.analysis.diagnose import load_run_detector
 from bench.analysis.sweep import critical_radius, format_cor_table, parse_radii, run_name, sweep
-from bench.errors import ConfigError
-from bench.plugin.registry import DETECTORS
-from bench.run.checks import CONTRACT_BATCH
+from bench.errors import BenchError, ConfigError
+from bench.grid import GridError
 from bench.run.runner import RunnerOptions
 
 NAN = float("nan")
@@ -73,12 +69,18 @@ def test_run_names_are_deterministic_and_distinct():
     assert run_name(0.1, 3) == "rho0.1-s3"
 
 
+TINY_SAM = '''"""A tiny CNN with a `rho` setting, trained with SAM; TINY_SAM_FAIL_AT=<rho> makes that radius crash."""
+import os
+from dataclasses import dataclass
+
+from torch import nn
+
+from bench import Detector, register_detector
+from bench.run.checks import CONTRACT_BATCH
+
+
+@register_detector("tiny_sam")
 class TinySam(Detector):
-    """A tiny CNN with a ``rho`` setting, trained with SAM; ``fail_at`` makes one radius crash."""
-
-    fail_at: ClassVar[float | None] = None
-    built: ClassVar[list[float]] = []
-
     @dataclass
     class Config:
         image_size: int = 32
@@ -90,7 +92,6 @@ class TinySam(Detector):
 
     def __init__(self, cfg=None):
         super().__init__(cfg)
-        TinySam.built.append(self.cfg.rho)
         self.net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                  nn.Linear(4, 1))
 
@@ -101,45 +102,48 @@ class TinySam(Detector):
         from bench.plugin.steps import sam_step
 
         # Crash on a real batch, not on the run-time contract check's two random images.
-        if self.cfg.rho == TinySam.fail_at and len(batch["image"]) > CONTRACT_BATCH:
+        fail = os.environ.get("TINY_SAM_FAIL_AT")
+        if fail is not None and self.cfg.rho == float(fail) and len(batch["image"]) > CONTRACT_BATCH:
             raise RuntimeError("simulated crash")
         return sam_step(self, batch, ctx, rho=self.cfg.rho)
+'''
 
 
 @pytest.fixture
-def tiny_sam():
-    torch.set_num_threads(1)
-    DETECTORS.add("tiny_sam", TinySam)
-    TinySam.built, TinySam.fail_at = [], None
+def tiny_sam(tmp_path, monkeypatch):
+    """``tiny_sam``, a plugin module every cell imports (``--plugin``); registered here too."""
+    module = plugin(tmp_path, monkeypatch, TINY_SAM, "sweep_test_detectors")
+    monkeypatch.setenv("BENCH_PLUGINS", module)
     yield "tiny_sam"
-    DETECTORS.remove("tiny_sam")
-    TinySam.fail_at = None
+    unregister_plugin(("tiny_sam",), module)
 
 
-OPTS = RunnerOptions(batch_size=8)
+OPTS = RunnerOptions(batch_size=8, threads=1)
 
 
-def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protocol, tmp_path, tiny_sam, capsys):
+@pytest.mark.slow
+def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protocol, tmp_path, tiny_sam, monkeypatch):
     out = tmp_path / "sweep"
-    TinySam.fail_at = 1.0
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    monkeypatch.setenv("TINY_SAM_FAIL_AT", "1.0")
+    with pytest.raises(GridError, match=r"1 radius run\(s\) did not finish, first tiny/tiny_sam/rho1-s0 \(failed: "
+                                        r"RuntimeError: simulated crash\).*run the same command again"):
         sweep(tiny_protocol, [tiny_sam], "0,0.1,1", out, opts=OPTS, limit=4)
-    assert "Run the same command again to resume" in capsys.readouterr().err
     runs = out / "runs" / "tiny" / tiny_sam
     assert sorted(p.name for p in runs.iterdir()) == ["rho0-s0", "rho0.1-s0", "rho1-s0"]
     assert (runs / "rho1-s0" / "INCOMPLETE").exists() and not (runs / "rho1-s0" / "results.json").exists()
     first = json.loads((runs / "rho0.1-s0" / "results.json").read_text())
     assert not (out / "sweep.csv").exists()
 
-    TinySam.fail_at, TinySam.built = None, []
-    frame = sweep(tiny_protocol, [tiny_sam], "0,0.1,1", out, opts=OPTS, limit=4)
-    assert TinySam.built == [1.0]  # only the missing radius was trained
-    assert frame["status"].tolist() == ["reused", "reused", "ran"]
+    monkeypatch.delenv("TINY_SAM_FAIL_AT")
+    with pytest.raises(GridError, match="rho1-s0 \\(failed"):  # a failed radius is retried only when asked
+        sweep(tiny_protocol, [tiny_sam], "0,0.1,1", out, opts=OPTS, limit=4)
+    frame = sweep(tiny_protocol, [tiny_sam], "0,0.1,1", out, opts=OPTS, limit=4, executor={"retries": 1})
+    assert frame["status"].tolist() == ["reused", "reused", "ran"]  # only the failed radius ran again
+    assert len((out / "jobs.jsonl").read_text().splitlines()) == 4
     assert frame["rho"].tolist() == [0.0, 0.1, 1.0]
     assert json.loads((runs / "rho0.1-s0" / "results.json").read_text())["run_id"] == first["run_id"]
     assert frame.loc[1, "val_auc"] == first["selection"]["val"]["auc"]
     assert frame.loc[1, "primary"] == first["groups"]["unseen"]["auc"]
-    assert "finished earlier, reusing" in capsys.readouterr().err
 
     saved = pd.read_csv(out / "sweep.csv")
     for column in ["detector", "rho", "val_auc", "primary", "upsample_nearest/auc", "peaks_p4/eer",
@@ -157,25 +161,34 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protoco
     assert load_run_detector(runs / "rho0.1-s0").cfg.rho == 0.1
 
     # The same out dir with other settings must not silently mix runs.
-    with pytest.raises(ConfigError, match="different limit"):
+    with pytest.raises(GridError, match="holds another grid"):
         sweep(tiny_protocol, [tiny_sam], "0.1", out, opts=OPTS, limit=3)
 
 
-def test_run_dir_without_results_is_set_aside_and_rerun(tiny_protocol, tmp_path, tiny_sam, capsys):
+@pytest.mark.slow
+def test_run_dir_without_results_is_set_aside_and_rerun(tiny_protocol, tmp_path, tiny_sam):
+    from bench.analysis.sweep import sweep_grid
+    from bench.grid import GridDir, plan_grid
+    from bench.grid.run import job_name
+
     out = tmp_path / "sweep"
+    plan = plan_grid(sweep_grid(tiny_protocol, [tiny_sam], [0.5], opts=OPTS, limit=4))
+    GridDir(out).adopt(plan, plan.grid.executor, job_name(plan))  # the sweep's grid, made before a run was killed
     stale = out / "runs" / "tiny" / tiny_sam / "rho0.5-s0"
     stale.mkdir(parents=True)
     (stale / "config.yaml").write_text("partial: true\n")
     frame = sweep(tiny_protocol, [tiny_sam], [0.5], out, opts=OPTS, limit=4)
-    assert frame["status"].tolist() == ["ran"] and TinySam.built == [0.5]
+    assert frame["status"].tolist() == ["ran"]
     assert (stale / "results.json").is_file()
     assert (stale.parent / "rho0.5-s0.interrupted" / "config.yaml").read_text() == "partial: true\n"
-    assert "interrupted run" in capsys.readouterr().err
+    log = (out / "logs" / "tiny" / tiny_sam / "rho0.5-s0.log").read_text()
+    assert "aside to rho0.5-s0.interrupted: it had no results.json and nothing to resume" in log
     summary = json.loads((out / "cor.json").read_text())["detectors"][tiny_sam]
     auc = frame.loc[0, "val_auc"]
     # One radius: no collapse when it is above chance, else the COR is undefined.
     expected = (0.5, None, "no_collapse") if auc > 0.5 else (None, 0.5, "undefined")
     assert (summary["cor"], summary["collapsed_at"], summary["status"]) == expected
+
 
 def test_bad_inputs_fail_before_any_run(tiny_protocol, tmp_path, tiny_sam):
     out = tmp_path / "sweep"
@@ -187,4 +200,6 @@ def test_bad_inputs_fail_before_any_run(tiny_protocol, tmp_path, tiny_sam):
         sweep(tiny_protocol, [tiny_sam], "0,0.1", out, overrides={"rho": 0.2})
     with pytest.raises(ConfigError, match="Unknown detector"):
         sweep(tiny_protocol, ["no_such_detector"], "0", out)
-    assert not out.exists() and TinySam.built == []
+    with pytest.raises(BenchError, match="key 'executor.partition'"):
+        sweep(tiny_protocol, [tiny_sam], "0", out, executor={"partition": 3})
+    assert not out.exists()

@@ -1,15 +1,11 @@
 """SAM radius sweep and the Critical Optimization Radius (COR), shared/corit.md §9.
 
-One ordinary :func:`bench.api.run` per (detector, ρ), all with the same seed and hence the same
-data order, under ``OUT/runs/<protocol>/<detector>/rho<ρ>-s<seed>``. Those names are deterministic,
-so running the same sweep again resumes it:
-
-- a run directory with ``results.json`` is finished: it is read, not re-run (after checking it was
-  made with the same protocol, detector settings, seed, ``limit`` and batch size; otherwise the
-  sweep stops and asks for another ``--out``);
-- a run directory without ``results.json`` was interrupted while being written: it is renamed to
-  ``<name>.interrupted`` (``.interrupted-2``, ... if taken; nothing is deleted), the user is told,
-  and the radius is run again under its deterministic name.
+A sweep is a grid (:mod:`bench.grid`): its detectors × one override axis ``rho`` × one seed, one
+ordinary bench run per cell under ``OUT/runs/<protocol>/<detector>/rho<ρ>-s<seed>``, on the local
+or the SLURM executor. Issuing the same sweep again is idempotent: finished radii are reused,
+interrupted ones resume from their saved state, and a sweep directory made with other settings
+(another protocol, detector config, seed, limit or batch size) is refused. The COR is computed
+from the collected cells.
 
 Collapse at ρ: source-val AUC < 0.5 + ½·(AUC(ρ_min) − 0.5), ρ_min being the smallest swept radius.
 See :func:`critical_radius` for the COR and its edge cases.
@@ -65,7 +61,9 @@ def parse_radii(values: str | Sequence[Any]) -> list[float]:
 
 def run_name(rho: float, seed: int) -> str:
     """Deterministic run-directory name of one radius: ``rho0.05-s0`` (``rho0``, ``rho1``, ``rho1e-05``)."""
-    return f"rho{repr(float(rho)).removesuffix('.0')}-s{seed}"
+    from bench.grid.spec import cell_name
+
+    return cell_name(seed, None, {"rho": float(rho)}, {})
 
 
 def collapse_threshold(auc_at_rho_min: float) -> float:
@@ -144,27 +142,6 @@ def _check_detectors(proto, detectors: Sequence[str], radii: list[float], overri
     return specs
 
 
-def _reusable(results: dict, expected: dict[str, Any], path: Path) -> dict:
-    """Return ``results`` when the finished run matches this sweep's settings, else stop with the differences."""
-    found = {"protocol sha256": results["protocol"]["sha256"], "detector config": results["detector"]["config_sha256"],
-             "seed": results["seed"], "limit": results["runner"]["limit"],
-             "batch size": results["runner"]["batch_size"], "max steps": results["runner"]["max_steps"]}
-    differ = [k for k in expected if found[k] != expected[k]]
-    if differ:
-        raise ConfigError(f"{path} is a finished run of this radius made with a different {', '.join(differ)}; "
-                          "resume with the same settings, or sweep into another --out.")
-    return results
-
-
-def _set_aside(path: Path) -> Path:
-    """Rename an interrupted run directory out of the way (never delete it)."""
-    target, k = path.with_name(path.name + ".interrupted"), 2
-    while target.exists():
-        target, k = path.with_name(f"{path.name}.interrupted-{k}"), k + 1
-    path.rename(target)
-    return target
-
-
 def _row(results: dict, detector: str, rho: float, primary: str, status: str) -> dict[str, Any]:
     from bench.metrics import is_count
 
@@ -179,69 +156,77 @@ def _row(results: dict, detector: str, rho: float, primary: str, status: str) ->
     return {**row, "status": status, "run_dir": results["run_dir"]}
 
 
+def sweep_grid(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[Any], seed: int = 0,
+               data_root: str | Path | None = None, overrides: dict[str, Any] | None = None, opts: Any = None,
+               limit: int | None = None, executor: Any = None):
+    """The sweep as a grid definition: ``detectors`` × ``rho`` axis × one seed (``overrides`` for every cell)."""
+    from bench.grid import Grid, RunSettings, parse_grid
+    from bench.plugin.registry import import_plugins
+    from bench.protocol import load_protocol
+    from bench.run.runner import RunnerOptions
+
+    import_plugins()  # $BENCH_PLUGINS: the cells import them too
+    radii = parse_radii(rhos)
+    overrides = dict(overrides or {})
+    _check_detectors(load_protocol(protocol), detectors, radii, overrides)
+    opts = opts or RunnerOptions()
+    run = RunSettings(data_root=str(data_root) if data_root else None, batch_size=opts.batch_size,
+                      precision=opts.precision, workers=str(opts.workers), threads=opts.threads, decode=opts.decode,
+                      cache=opts.cache, skip_bad_images=opts.skip_bad_images, cpu=opts.cpu, limit=limit,
+                      max_steps=opts.max_steps)
+    definition = Grid(name="sweep", protocols=[str(protocol)], detectors=list(detectors), seeds=[seed],
+                      settings=overrides, overrides={"rho": radii}, run=run,
+                      partial=limit is not None or opts.max_steps is not None)
+    data = definition.model_dump(mode="json")
+    if executor is not None:
+        data["executor"] = executor if isinstance(executor, dict) else executor.model_dump(mode="json")
+    return parse_grid(data, "bench sweep")
+
+
 def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[Any], out_dir: str | Path,
           seed: int = 0, data_root: str | Path | None = None, overrides: dict[str, Any] | None = None,
-          opts: Any = None, limit: int | None = None) -> pd.DataFrame:
-    """Train each detector at each SAM radius, then write ``sweep.csv``, ``sweep.png`` and ``cor.json``.
+          opts: Any = None, limit: int | None = None, executor: Any = None) -> pd.DataFrame:
+    """Train each detector at each SAM radius (a grid), then write ``sweep.csv``, ``sweep.png`` and ``cor.json``.
 
     ``rhos``: radii as ``"0,0.01,0.05"`` or a sequence (validated before any run). ``overrides``
     apply to every run (they must not set ``rho``); ``opts`` are :class:`bench.run.runner.RunnerOptions`
-    (copied per run); ``limit`` caps images per class as in ``bench run --limit``. Finished radii of
-    an earlier, interrupted sweep into the same ``out_dir`` are reused (see the module docstring).
+    (batch size, precision, threads, max steps, cache); ``limit`` caps images per class as in ``bench
+    run --limit``; ``executor``: :class:`bench.grid.ExecutorSettings` or its mapping (default: local, one
+    cell at a time).
 
     Returns the sweep table: detector, rho, val_auc (source-val AUC of the selected checkpoint),
     primary (the protocol's primary metric), ``<test>/<metric>`` and ``<group>/<metric>`` columns,
     status (``ran`` or ``reused``) and run_dir (relative to ``out_dir``). :func:`cor_summary` turns it into the COR table.
     """
     from bench.analysis.plots import plot_sweep
-    from bench.api import run
-    from bench.protocol import load_protocol
-    from bench.run.results import INCOMPLETE, read_results
-    from bench.run.runner import RunnerOptions
+    from bench.grid import GridDir, GridError, issue, plan_grid
+    from bench.grid.collect import results
 
-    radii = parse_radii(rhos)
-    proto = load_protocol(protocol)
-    overrides = dict(overrides or {})
-    specs = _check_detectors(proto, detectors, radii, overrides)
-    opts = opts or RunnerOptions()
+    plan = plan_grid(sweep_grid(protocol, detectors, rhos, seed, data_root, overrides, opts, limit, executor))
     out_dir = Path(out_dir)
+    gdir = GridDir(out_dir)
+    outcome = issue(plan, gdir, say=_say)
+    unfinished = [s for s in outcome.states if s.state != "done"]
+    if unfinished:
+        first = unfinished[0]
+        raise GridError(f"{len(unfinished)} radius run(s) did not finish, first {first.cell} ({first.state}"
+                        f"{': ' + first.reason if first.reason else ''}); finished radii are kept under "
+                        f"{out_dir / 'runs'}, so run the same command again to resume.")
+    found = results(gdir)
     rows = []
-    for (detector, rho), spec in specs.items():
-        name = run_name(rho, seed)
-        path = out_dir / "runs" / proto.name / detector / name
-        expected = {"protocol sha256": proto.sha256(), "detector config": spec.config_sha256(), "seed": seed,
-                    "limit": limit, "batch size": opts.batch_size, "max steps": opts.max_steps}
-        resume = None
-        if (path / "results.json").is_file() and not (path / INCOMPLETE).exists():
-            results = _reusable(read_results(path), expected, path)
-            rows.append(_row({**results, "run_dir": str(path)}, detector, rho, proto.primary, "reused"))
-            _say(f"{detector} rho={rho:g}: finished earlier, reusing {path}")
-            continue
-        if (path / INCOMPLETE).exists() and (path / "config.yaml").is_file():
-            resume = path
-            _say(f"{detector} rho={rho:g}: {path} was interrupted; resuming it from its last epoch")
-        elif path.exists():
-            moved = _set_aside(path)
-            _say(f"{detector} rho={rho:g}: {path} has no results.json (an interrupted run); moved it to "
-                 f"{moved.name} and running this radius again")
-        _say(f"{detector} rho={rho:g}: training ({name})")
-        try:
-            results = run(protocol, detector, seed=seed, overrides={**overrides, "rho": rho}, data_root=data_root,
-                          out_dir=out_dir / "runs", opts=dataclasses.replace(opts, skip={}), limit=limit,
-                          run_name=name, resume=resume)
-        except BaseException:
-            _say(f"stopped at {detector} rho={rho:g}; finished radii are kept under {out_dir / 'runs'}. "
-                 "Run the same command again to resume.")
-            raise
-        rows.append(_row(results, detector, rho, proto.primary, "ran"))
+    for cell in plan.cells:
+        result = {**found[cell.id], "run_dir": str(gdir.run_dir(cell.id))}
+        status = "ran" if cell.id in outcome.submitted else "reused"
+        rows.append(_row(result, cell.detector, float(cell.overrides["rho"]), found[cell.id]["protocol"]["primary"],
+                         status))
     frame = pd.DataFrame(rows)
     # Relative to the sweep's folder, so the CSV carries no machine path and survives moving the folder.
-    frame["run_dir"] = [os.path.relpath(p, out_dir) for p in frame["run_dir"]]
+    frame["run_dir"] = [os.path.relpath(p, gdir.root) for p in frame["run_dir"]]
     summary = cor_summary(frame)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    protocol_info = found[plan.cells[0].id]["protocol"]
+    (out_dir / "cor.json").write_text(json.dumps({"protocol": protocol_info["name"], "primary": protocol_info["primary"],
+                                                  "seed": seed, "detectors": summary}, indent=2) + "\n")
     frame.to_csv(out_dir / "sweep.csv", index=False, float_format="%.6g")
-    (out_dir / "cor.json").write_text(json.dumps({"protocol": proto.name, "primary": proto.primary, "seed": seed,
-                                                  "detectors": summary}, indent=2) + "\n")
-    plot_sweep(frame, out_dir / "sweep.png", proto.primary, summary,
-               title=f"{proto.name}: SAM radius sweep (seed {seed})")
+    plot_sweep(frame, out_dir / "sweep.png", protocol_info["primary"], summary,
+               title=f"{protocol_info['name']}: SAM radius sweep (seed {seed})")
     return frame

@@ -3,8 +3,8 @@
 Each module registers its sub-commands and their handlers: ``run`` (:mod:`bench.cli.run`, with
 :mod:`bench.cli.resume` and :mod:`bench.cli.result`), ``ls``,
 ``show``, ``validate`` (:mod:`bench.cli.catalog`), ``data`` (:mod:`bench.cli.data`), ``diagnose``,
-``sweep`` (:mod:`bench.cli.diagnostics`), ``leaderboard``, ``report``, ``reproduce``, ``cache``
-(:mod:`bench.cli.results`). Building the parser imports nothing heavy; handlers import lazily.
+``sweep`` (:mod:`bench.cli.diagnostics`), ``grid`` (:mod:`bench.cli.grid`), ``leaderboard``, ``report``,
+``reproduce``, ``cache`` (:mod:`bench.cli.results`). Building the parser imports nothing heavy; handlers import lazily.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ DEBUG_ENV = "BENCH_DEBUG"
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``bench`` argument parser."""
-    from bench.cli import catalog, data, diagnostics, results, run
+    from bench.cli import catalog, data, diagnostics, grid, results, run
 
     parser = argparse.ArgumentParser(prog="bench", description="Benchmark harness for visual-forgery detectors.",
                                      epilog="A mistake in the input is one line on stderr and exit status 2; set "
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=help_, epilog="examples:\n  " + examples,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    for module in (run, catalog, data, diagnostics, results):
+    for module in (run, catalog, data, diagnostics, grid, results):
         module.add(command)
     return parser
 

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.cli.grid_flags import add_executor_flags, executor_from_args
 from bench.errors import ConfigError
 
 EXAMPLES = {
     "diagnose": "bench diagnose gsnr --protocol synthetic_universal --detector sam --detector corit --out gsnr\n"
                 "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
     "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
-             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep",
+             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep\n"
+             "  bench sweep --protocol synthetic_universal --detector corit --rho 0,0.05,0.5 --out sweep "
+             "--executor slurm --partition gpu --time-limit 120 --gpus-per-cell 1",
 }
 
 
@@ -31,16 +34,20 @@ def add(command) -> None:
     gsnr.add_argument("--data-root")
     gsnr.add_argument("--seed", type=int, default=0)
 
-    sweep = command("sweep", EXAMPLES["sweep"], "Radius sweep: one run per SAM radius; plots AUC against rho and reports the COR.")
+    sweep = command("sweep", EXAMPLES["sweep"], "Radius sweep: a grid of one run per SAM radius (local or SLURM); "
+                    "plots AUC against rho and reports the COR.")
     sweep.add_argument("--protocol", required=True)
     sweep.add_argument("--detector", action="append", required=True, help="detector(s) with a `rho` setting")
     sweep.add_argument("--rho", required=True, help="comma-separated radii, e.g. 0,0.01,0.05,0.1")
-    sweep.add_argument("--out", default="sweep", help="output directory (re-running resumes finished radii)")
+    sweep.add_argument("--out", default="sweep", help="the sweep's grid directory (re-running reuses finished radii "
+                       "and resumes interrupted ones)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--data-root")
     sweep.add_argument("--batch-size", type=int, default=64)
     sweep.add_argument("--limit", type=int, help="at most N images per class per split (marks runs partial)")
+    sweep.add_argument("--threads", type=int, help="torch intra-op threads of each run")
+    add_executor_flags(sweep)
     diagnose.set_defaults(handler=cmd_diagnose)
     sweep.set_defaults(handler=cmd_sweep)
 
@@ -66,7 +73,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from bench.run.runner import RunnerOptions
 
     table = sweep(args.protocol, args.detector, args.rho, Path(args.out), seed=args.seed, data_root=args.data_root,
-                  overrides=parse_overrides(args.override), opts=RunnerOptions(batch_size=args.batch_size),
-                  limit=args.limit)
+                  overrides=parse_overrides(args.override),
+                  opts=RunnerOptions(batch_size=args.batch_size, threads=args.threads), limit=args.limit,
+                  executor=executor_from_args(args))
     print(format_cor_table(cor_summary(table)))
     print(f"wrote {Path(args.out) / 'sweep.csv'}, sweep.png and cor.json")
