@@ -108,7 +108,7 @@ def test_another_version_than_the_registered_one_is_refused(tmp_path, registered
 @pytest.mark.parametrize(("over", "match"), [
     ({"partial": True, "partial_reasons": ["--limit 3"]}, "partial run.*--limit 3"),
     ({"status": "failed"}, "status 'failed'"),
-    ({"schema_version": 3}, "schema_version 3"),
+    ({"schema_version": 4}, "schema_version 4"),
     ({"run_id": "../evil"}, "unfit for file names"),
 ])
 def test_bad_runs_are_refused(tmp_path, registered, over, match):

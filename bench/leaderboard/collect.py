@@ -1,7 +1,8 @@
 """Reading stored results: one validated :class:`Run` per result file, how it was made, its predictions.
 
-Result files are ``results.json`` of schema 1 or 2 (see ``bench/run/results.py``). Schema 2 records how a
-run was made in ``origin``; for schema 1 it is derived here from ``runner`` and ``skipped_images``.
+Result files are ``results.json`` of schema 1, 2 or 3 (see ``bench/run/results.py``). Schema 2 records how
+a run was made in ``origin``; for schema 1 it is derived here from ``runner`` and ``skipped_images``. Schema 3
+adds the validation threshold, the deployment metrics, ``cost`` and distinct group counts.
 Nothing here imports torch.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from bench.errors import BenchError
 
-SCHEMAS = (1, 2)
+SCHEMAS = (1, 2, 3)
 #: Suffix of a committed run's predictions, beside its ``<run_id>.json``.
 PREDICTIONS_SUFFIX = ".predictions.csv.gz"
 #: Columns every predictions file has; ``test_set`` is added when a run's files are combined.

@@ -27,9 +27,12 @@ import yaml
 
 from bench.errors import BenchError
 
-SCHEMA_VERSION = 2
-#: Schema versions this bench can read (2 added origin, provenance and data-handling records).
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3
+#: Schema versions this bench can read (2 added origin, provenance and data-handling records; 3 the
+#: validation threshold, the deployment metrics, ``cost``, distinct group counts and val predictions).
+READABLE_SCHEMAS = (1, 2, 3)
+#: The selected weights' scores on the source validation split (schema 3), beside ``predictions/``.
+VAL_PREDICTIONS = "val_predictions.csv.gz"
 INCOMPLETE = "INCOMPLETE"
 PREDICTION_COLUMNS = {
     "index": "row of the test set's table (0..n-1)", "source": "protocol source the row comes from",
@@ -134,10 +137,12 @@ def resumable_run_dir(run_dir: Path) -> dict[str, Any]:
 
 
 def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
-               predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None) -> Path:
+               predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None,
+               val_predictions: pd.DataFrame | None = None) -> Path:
     """Write the log, predictions, checkpoint and (last, atomically) results.json; unmark the run.
 
-    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
+    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished;
+    ``val_predictions`` (the scores the validation threshold was chosen on) go to :data:`VAL_PREDICTIONS`.
     """
     run_dir = Path(run_dir)
     with open(run_dir / "train_log.jsonl", "w") as fh:
@@ -148,6 +153,9 @@ def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
         frame = frame.assign(test_set=name, seed=result["seed"], run_id=run_dir.name)
         frame.to_csv(folder / f"{name}.csv.gz", index=False, float_format="%.6g")
     _atomic_write(folder / "columns.json", json.dumps(PREDICTION_COLUMNS, indent=2) + "\n")
+    if val_predictions is not None:
+        val_predictions.assign(seed=result["seed"], run_id=run_dir.name).to_csv(
+            run_dir / VAL_PREDICTIONS, index=False, float_format="%.6g")
     if save_checkpoint is not None:
         save_checkpoint(run_dir)
     _atomic_write(run_dir / "results.json", json.dumps({**result, "run_id": run_dir.name}, indent=2,
