@@ -136,7 +136,7 @@ def test_page_is_compact_and_says_how_to_reproduce(lb):
     assert lines[0] == HEADER
     header = next(line for line in lines if line.startswith("| rank"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "rank", "detector", "auc@unseen", "rank interval", "could be 1st", "p vs 1st", "seed range", "seeds",
+        "rank", "detector", "auc@unseen", "rank interval", "could be 1st", "p vs 1st (raw / Holm)", "seed range", "seeds",
         "n (real / fake)", "trainable params"]
     assert " 1,281 |" in page  # trainable params, exact with thousands separators
     for heading in ("### auc per test set", "### Ranking metrics per group", "### Deployment metrics per group",

@@ -97,8 +97,12 @@ def critical_radius(rhos: Sequence[float], val_aucs: Sequence[float]) -> tuple[f
 
 
 def cor_summary(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """COR per detector from a sweep table (columns ``detector``, ``rho``, ``val_auc``), as in ``cor.json``."""
+    """COR per detector from a sweep table (columns ``detector``, ``rho``, ``val_auc``), as in ``cor.json``.
+
+    With several seeds per radius the rule reads the mean source-val AUC over the seeds.
+    """
     out = {}
+    frame = frame.groupby(["detector", "rho"], sort=False, as_index=False)["val_auc"].mean()
     for detector, part in frame.groupby("detector", sort=False):
         part = part.sort_values("rho")
         cor, collapsed = critical_radius(part["rho"].tolist(), part["val_auc"].tolist())
@@ -165,12 +169,36 @@ def _set_aside(path: Path) -> Path:
     return target
 
 
+def points(frame: pd.DataFrame, out_dir: Path | None = None) -> pd.DataFrame:
+    """One row per detector and radius: the mean over seeds, its seed range and its 95% interval over test images.
+
+    Intervals come from the leaderboard's statistics (:func:`bench.leaderboard.aggregate.table`: the runs of
+    one radius form a row, seeds fixed, test images resampled) when the run directories under ``out_dir``
+    still hold their predictions; otherwise ``lo``/``hi`` are empty and the figure draws no bar.
+    """
+    grouped = frame.groupby(["detector", "rho"], sort=False)
+    out = grouped.agg(seeds=("primary", "size"), primary=("primary", "mean"), seed_min=("primary", "min"),
+                      seed_max=("primary", "max"), val_auc=("val_auc", "mean"), val_min=("val_auc", "min"),
+                      val_max=("val_auc", "max")).reset_index().assign(lo=float("nan"), hi=float("nan"))
+    dirs = [Path(out_dir) / d for d in frame["run_dir"]] if out_dir is not None else []
+    if dirs and all((d / "predictions").is_dir() for d in dirs):
+        from bench.leaderboard.aggregate import table
+        from bench.leaderboard.collect import load_run_dir
+
+        rho_of = {(det, Path(d).name): rho for det, d, rho in zip(frame["detector"], frame["run_dir"], frame["rho"])}
+        tb = table([load_run_dir(d, allow_partial=True) for d in dirs])
+        for e in tb.data["entries"] + tb.data["unranked"]:
+            at = (out["detector"] == e["detector"]) & (out["rho"] == rho_of[e["detector"], e["run_ids"][0]])
+            out.loc[at, ["lo", "hi"]] = e["primary"]["lo"], e["primary"]["hi"]
+    return out
+
+
 def _row(results: dict, detector: str, rho: float, primary: str, status: str) -> dict[str, Any]:
     from bench.metrics import is_count
 
     metric, _, target = primary.partition("@")
     table = results["groups"] if target in results["groups"] else results["metrics"]
-    row: dict[str, Any] = {"detector": detector, "rho": rho,
+    row: dict[str, Any] = {"detector": detector, "rho": rho, "seed": results["seed"],
                            "val_auc": results["selection"].get("val", {}).get("auc", float("nan")),
                            "primary": table.get(target, {}).get(metric, float("nan"))}
     for block in ("metrics", "groups"):
@@ -181,8 +209,11 @@ def _row(results: dict, detector: str, rho: float, primary: str, status: str) ->
 
 def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[Any], out_dir: str | Path,
           seed: int = 0, data_root: str | Path | None = None, overrides: dict[str, Any] | None = None,
-          opts: Any = None, limit: int | None = None) -> pd.DataFrame:
-    """Train each detector at each SAM radius, then write ``sweep.csv``, ``sweep.png`` and ``cor.json``.
+          opts: Any = None, limit: int | None = None, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Train each detector at each SAM radius and seed, then write ``sweep.csv``, ``points.csv``, ``sweep.png``, ``cor.json``.
+
+    ``seeds`` (default: ``[seed]``): every radius is trained once per seed; ``points.csv`` and the figure
+    show the mean over seeds with its seed range and its 95% interval over test images (:func:`points`).
 
     ``rhos``: radii as ``"0,0.01,0.05"`` or a sequence (validated before any run). ``overrides``
     apply to every run (they must not set ``rho``); ``opts`` are :class:`bench.run.runner.RunnerOptions`
@@ -200,16 +231,17 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
     from bench.run.runner import RunnerOptions
 
     radii = parse_radii(rhos)
+    seeds = list(dict.fromkeys(seeds if seeds is not None else [seed]))
     proto = load_protocol(protocol)
     overrides = dict(overrides or {})
     specs = _check_detectors(proto, detectors, radii, overrides)
     opts = opts or RunnerOptions()
     out_dir = Path(out_dir)
     rows = []
-    for (detector, rho), spec in specs.items():
-        name = run_name(rho, seed)
+    for (detector, rho), spec, run_seed in ((key, spec, s) for key, spec in specs.items() for s in seeds):
+        name = run_name(rho, run_seed)
         path = out_dir / "runs" / proto.name / detector / name
-        expected = {"protocol sha256": proto.sha256(), "detector config": spec.config_sha256(), "seed": seed,
+        expected = {"protocol sha256": proto.sha256(), "detector config": spec.config_sha256(), "seed": run_seed,
                     "limit": limit, "batch size": opts.batch_size, "max steps": opts.max_steps}
         resume = None
         if (path / "results.json").is_file() and not (path / INCOMPLETE).exists():
@@ -226,7 +258,7 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
                  f"{moved.name} and running this radius again")
         _say(f"{detector} rho={rho:g}: training ({name})")
         try:
-            results = run(protocol, detector, seed=seed, overrides={**overrides, "rho": rho}, data_root=data_root,
+            results = run(protocol, detector, seed=run_seed, overrides={**overrides, "rho": rho}, data_root=data_root,
                           out_dir=out_dir / "runs", opts=dataclasses.replace(opts, skip={}), limit=limit,
                           run_name=name, resume=resume)
         except BaseException:
@@ -240,8 +272,10 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
     summary = cor_summary(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / "sweep.csv", index=False, float_format="%.6g")
-    (out_dir / "cor.json").write_text(json.dumps({"protocol": proto.name, "primary": proto.primary, "seed": seed,
+    drawn = points(frame, out_dir)
+    drawn.to_csv(out_dir / "points.csv", index=False, float_format="%.6g")
+    (out_dir / "cor.json").write_text(json.dumps({"protocol": proto.name, "primary": proto.primary, "seeds": seeds,
                                                   "detectors": summary}, indent=2) + "\n")
-    plot_sweep(frame, out_dir / "sweep.png", proto.primary, summary,
-               title=f"{proto.name}: SAM radius sweep (seed {seed})")
+    plot_sweep(drawn, out_dir / "sweep.png", proto.primary, summary,
+               title=f"{proto.name}: SAM radius sweep, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
     return frame

@@ -13,7 +13,7 @@ EXAMPLES = {
     "diagnose": "bench diagnose gsnr --protocol synthetic_universal --detector sam --detector corit --out gsnr\n"
                 "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
     "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
-             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep",
+             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --seeds 0,1,2 --out sweep",
 }
 
 
@@ -37,6 +37,7 @@ def add(command) -> None:
     sweep.add_argument("--rho", required=True, help="comma-separated radii, e.g. 0,0.01,0.05,0.1")
     sweep.add_argument("--out", default="sweep", help="output directory (re-running resumes finished radii)")
     sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--seeds", help="comma-separated seeds, one run per radius and seed (overrides --seed)")
     sweep.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--data-root")
     sweep.add_argument("--batch-size", type=int, default=64)
@@ -65,8 +66,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from bench.plugin.factory import parse_overrides
     from bench.run.runner import RunnerOptions
 
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2.") from None
     table = sweep(args.protocol, args.detector, args.rho, Path(args.out), seed=args.seed, data_root=args.data_root,
                   overrides=parse_overrides(args.override), opts=RunnerOptions(batch_size=args.batch_size),
-                  limit=args.limit)
+                  limit=args.limit, seeds=seeds)
     print(format_cor_table(cor_summary(table)))
-    print(f"wrote {Path(args.out) / 'sweep.csv'}, sweep.png and cor.json")
+    print(f"wrote {Path(args.out) / 'sweep.csv'}, points.csv, sweep.png and cor.json")

@@ -103,6 +103,7 @@ def table(members: list[Run], resamples: int = RESAMPLES, unpublished: set[str] 
                          "shared_real_pools": any(k.endswith("reals") for k in shared),
                          "shared_fake_pools": any(k.endswith("fakes") for k in shared),
                          "shared": shared, "video_units": sampler.design.videos,
+                         "mc_error_primary": max((e["primary"]["mc_error"] or 0.0 for e in entries), default=0.0),
                          "mc_error_bounds": max((c["mc_error"] or 0.0 for e in entries for c in _cells(e)), default=0.0),
                          "mc_error_p": round(max(mc, default=0.0), 5)}
     data["pairs"] = _pairs(tb.ranking, {row_id(e): e for e in ranked})

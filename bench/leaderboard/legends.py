@@ -44,7 +44,7 @@ def ranking_legend(t: dict[str, Any], short: bool = False) -> str:
             f"comparisons are Holm-adjusted together (α = {alpha}). could be 1st: the interval starts at 1; "
             f"these rows hold the best one with probability at least 95%. Intervals are widened so that marks "
             f"follow the ranks (a row is marked whenever one ranked below it is), which keeps that guarantee. "
-            f"p vs 1st: the row's Holm-adjusted p-value against the first row; a tie in rank is not "
+            f"p vs 1st: the row's paired p-value against the first row, raw / Holm-adjusted; a tie in rank is not "
             f"equivalence, only a difference these test images cannot resolve. {BORDERLINE}: one of the row's "
             f"decisions lies within 2 Monte Carlo errors of α (borderline).")
 
@@ -70,9 +70,9 @@ def _interval_text(t: dict[str, Any], boot: list[dict[str, Any]]) -> str:
     other = (f"; the other tables use the first {cells:,} of the same resamples (Monte Carlo error of a bound at "
              f"most {b['mc_error_bounds']:.4f})" if cells < b["resamples"] else "")
     return (f"[lo, hi] is a {round(100 * b['level'])}% percentile interval from {b['resamples']:,} bootstrap "
-            f"resamples (numpy PCG64 seeded with {b['seed']}; Monte Carlo error of a p-value at most "
-            f"{b['mc_error_p']:.4f}{other}): each resample draws the test {unit} with replacement, reals and fakes "
-            f"separately ({pools}).{fixed}")
+            f"resamples (numpy PCG64 seeded with {b['seed']}; Monte Carlo error of a bound of this column at most "
+            f"{b['mc_error_primary']:.4f}, of an adjusted p-value at most {b['mc_error_p']:.4f}{other}): each "
+            f"resample draws the test {unit} with replacement, reals and fakes separately ({pools}).{fixed}")
 
 
 def _n_text(t: dict[str, Any]) -> str:

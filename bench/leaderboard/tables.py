@@ -72,13 +72,20 @@ def seeds_text(entry: dict[str, Any]) -> str:
     return f"{len(entry['seeds'])}" + (" (deterministic)" if entry.get("deterministic") else "")
 
 
+def _p_pair(entry: dict[str, Any]) -> str:
+    """``0.19 / 1.000``: the paired p-value against the first row, raw and Holm-adjusted in the row's family."""
+    if entry.get("p_vs_top_holm") is None:
+        return "–"
+    return f"{p_text(entry['p_vs_top'])} / {p_text(entry['p_vs_top_holm'])}"
+
+
 def main_table(t: dict[str, Any]) -> Block:
     """The compact ranked table: the primary metric, its rank interval, n and a cost column."""
-    headers = ["rank", "detector", t["primary"], "rank interval", "could be 1st", "p vs 1st", "seed range",
-               "seeds", "n (real / fake)", "trainable params"]
+    headers = ["rank", "detector", t["primary"], "rank interval", "could be 1st", "p vs 1st (raw / Holm)",
+               "seed range", "seeds", "n (real / fake)", "trainable params"]
     rows = [[Cell(rank_text(e), str(e["rank"]), True), Cell(label(e)), metric_cell(e["primary"]),
              Cell(interval_text(e), str((e.get("rank_interval") or [0])[0])), Cell(first_text(e)),
-             Cell(p_text(e.get("p_vs_top_holm")), f"{e.get('p_vs_top_holm') or 0:.8f}", True),
+             Cell(_p_pair(e), f"{e.get('p_vs_top_holm') or 0:.8f}", True),
              Cell(spread_text(e)), Cell(seeds_text(e), str(len(e["seeds"])), True),
              Cell(count_text(e["n"].get(t["target"]))), number(e["params_trainable"])] for e in t["entries"]]
     return Block("table", headers=headers, rows=rows, text_columns=2)
