@@ -184,3 +184,15 @@ def test_several_run_directories_of_one_detector_form_one_row(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("|") and "mine (unpublished)" in line)
     assert re.search(r"\| +2 \|", row)  # one row, two seeds
     assert text.count("against each published row") == 1 and "Placed among the 2 published rows" in text
+
+
+def test_a_report_without_a_leaderboard_here_says_so_and_a_missing_one_is_an_error(tmp_path, monkeypatch):
+    from bench.leaderboard import LeaderboardError, report
+
+    frame = predictions(1.0, 0)
+    run_dir = write_run_dir(tmp_path / "runs", make_result("mine", 0, frame=frame), frame)
+    monkeypatch.chdir(tmp_path)  # no leaderboard/ here: the default compares with nothing, in one sentence
+    text = report(run_dir, tmp_path / "out")[0].read_text()
+    assert "Compared with nothing: there is no leaderboard/ folder with results here" in text
+    with pytest.raises(LeaderboardError, match="is not a leaderboard directory"):
+        report(run_dir, tmp_path / "out", against=tmp_path / "nowhere")

@@ -22,7 +22,7 @@ from bench.leaderboard.consistency import read_predictions_file
 from bench.leaderboard.definitions import definition_of
 from bench.leaderboard.resample import Resampler
 from bench.leaderboard.rows import cell, entry_base, provenance, seeds_in_order, stored_keys, stored_values
-from bench.leaderboard.stats import ALPHA, CELL_RESAMPLES, LEVEL, RESAMPLES, SEED, Ranking, rank
+from bench.leaderboard.stats import ALPHA, CELL_RESAMPLES, EPS, LEVEL, RESAMPLES, SEED, Ranking, rank
 from bench.metrics import DEPLOYMENT_METRICS, HIGHER_IS_BETTER
 
 #: Metrics that depend on more than the test scores (a result that predates them cannot get them later).
@@ -135,7 +135,7 @@ def _cells(entry: dict[str, Any]):
 def _rank(ranked: list[dict[str, Any]], replicates: dict[str, np.ndarray], higher: bool) -> Ranking | None:
     """Point ranks for every ranked row; rank intervals, p vs the top and marks for those with predictions."""
     for i, e in enumerate(ranked):  # equal means share a rank: 1, 2, 2, 4
-        tied = i > 0 and e["primary"]["mean"] == ranked[i - 1]["primary"]["mean"]
+        tied = i > 0 and abs(e["primary"]["mean"] - ranked[i - 1]["primary"]["mean"]) <= EPS
         e["rank"] = ranked[i - 1]["rank"] if tied else i + 1
     tested = {row_id(e): replicates[row_id(e)][1:] for e in ranked if row_id(e) in replicates}
     out = rank(tested, {row_id(e): e["primary"]["mean"] for e in ranked}, higher) if tested else None

@@ -22,8 +22,12 @@ from bench.leaderboard.stats import RESAMPLES, rank
 from bench.leaderboard.tables import label, page
 
 
+#: ``--against``'s default: the committed leaderboard, relative to the current directory.
+DEFAULT_BOARD = "leaderboard"
+
+
 def report(run_dirs: str | Path | list[str | Path], out: str | Path | None = None,
-           against: str | Path | None = "leaderboard", resamples: int = RESAMPLES) -> list[Path]:
+           against: str | Path | None = DEFAULT_BOARD, resamples: int = RESAMPLES) -> list[Path]:
     """Write ``report.md`` and its PNGs into ``out`` (default ``<first RUN_DIR>/report``); return the paths.
 
     ``against``: a leaderboard directory (``"leaderboard"``: the one in the current directory), or
@@ -65,6 +69,9 @@ def _published(runs: list[Run], against: str | Path | None) -> tuple[list[Run], 
     if against is None or str(against) == "none":
         return [], "Compared with nothing (`--against none`)."
     board = Path(against)
+    if not (board / "results").is_dir() and str(against) == DEFAULT_BOARD:
+        return [], (f"Compared with nothing: there is no {DEFAULT_BOARD}/ folder with results here; run `bench "
+                    "report` from the repository, or pass --against DIR.")
     if not (board / "results").is_dir():
         raise LeaderboardError(f"{board} is not a leaderboard directory (it has no results/ folder); pass "
                                "--against DIR with a leaderboard, or --against none.")

@@ -40,7 +40,8 @@ CELL_RESAMPLES = 2_000
 SEED = 20260101
 LEVEL = 0.95
 ALPHA = 0.05
-_EPS = 1e-12  # differences below this are float rounding (means over seeds of equal values), not differences
+#: Differences below this are float rounding (a mean over seeds of equal values), not differences.
+EPS = 1e-12
 
 
 def generator(*parts: str | int) -> np.random.Generator:
@@ -94,8 +95,8 @@ def paired_test(a: np.ndarray, b: np.ndarray, diff: float) -> tuple[float, float
     """
     b_count = len(a)
     se = float(np.std(a - b, ddof=1))
-    if se <= _EPS:  # the same scores (up to float rounding of a mean over seeds): nothing to test
-        return (1.0 if abs(diff) <= _EPS else 0.0), 0.0
+    if se <= EPS:  # the same scores (up to float rounding of a mean over seeds): nothing to test
+        return (1.0 if abs(diff) <= EPS else 0.0), 0.0
     z = abs(diff) / se
     p = math.erfc(z / math.sqrt(2.0))
     density = math.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi)
@@ -176,7 +177,7 @@ def rank(replicates: dict[str, np.ndarray], estimates: dict[str, float], higher:
     keys = sorted(replicates, key=lambda k: (-sign * estimates[k], k))
     out = Ranking(resamples=len(next(iter(replicates.values()))) if replicates else 0)
     for i, k in enumerate(keys):
-        tied = i > 0 and estimates[k] == estimates[keys[i - 1]]
+        tied = i > 0 and abs(estimates[k] - estimates[keys[i - 1]]) <= EPS
         out.rank[k] = out.rank[keys[i - 1]] if tied else i + 1
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
