@@ -128,7 +128,8 @@ def val_threshold(runner: Runner, det, val: ResolvedSplit) -> tuple[pd.DataFrame
     The threshold maximises balanced accuracy on validation (:func:`bench.metrics.youden_threshold`);
     ``acc_val_thr`` applies it to every test set, as a deployed detector would.
     """
-    frame = prediction_frame(val, runner.predict(det, val))
+    with runner.cache_uncounted():  # the fit already read these features and counted them
+        frame = prediction_frame(val, runner.predict(det, val))
     kept = frame.dropna(subset=["score"])
     chosen = youden_threshold(kept["label"].to_numpy(), kept["score"].to_numpy(), where="the validation split")
     return frame, {"rule": "max_balanced_accuracy_on_val", "split": val.name, **chosen}

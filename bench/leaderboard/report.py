@@ -21,7 +21,6 @@ from bench.leaderboard.layout import Block, Cell, metric_cell, p_text
 from bench.leaderboard.stats import RESAMPLES, rank
 from bench.leaderboard.tables import label, page
 
-
 #: ``--against``'s default: the committed leaderboard, relative to the current directory.
 DEFAULT_BOARD = "leaderboard"
 
