@@ -1,7 +1,7 @@
 """``run()``: the whole pipeline, top to bottom.
 
 protocol → detector settings → hardware → data (cheap checks) → run directory → detector (contract
-checked) → runner.fit → runner.predict → metrics → results. Everything a user can get wrong is
+checked) → runner.fit → threshold on validation → runner.predict → metrics → cost → results. Everything a user can get wrong is
 checked before the first expensive step; the run directory is marked INCOMPLETE until results.
 """
 
@@ -22,12 +22,13 @@ from bench.data.identity import check_held_out, identify_all
 from bench.data.splits import ResolvedSplit, build_sources, resolve_all
 from bench.errors import BenchError, ConfigError, DataError, ImageError
 from bench.inputs import check_seeds
-from bench.metrics import check_two_classes, compute_metrics
+from bench.metrics import DEPLOYMENT_METRICS, check_two_classes, compute_metrics, youden_threshold
 from bench.plugin.factory import resolve_detector
 from bench.protocol import Perturb, check_select, load_protocol
 from bench.run import record
 from bench.run.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
 from bench.run.checks import check_contract, check_writable
+from bench.run.cost import cost_record
 from bench.run.files import RESUME_HINT
 from bench.run.provenance import command_line
 from bench.run.results import finish_run, new_run_dir, now_iso, open_run_dir, resumable_run_dir
@@ -103,22 +104,27 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
                                                       proto.budget.max_epochs, proto.budget.max_steps,
                                                       run_dir=run_dir))
             fit_seconds = time.perf_counter() - fit_start
-            predictions, metrics = evaluate(runner, det, proto, splits)         # 8. predict + metrics
+            val_frame, threshold = val_threshold(runner, det, splits["val"])    # 8. threshold on val (selected weights)
+            predict_start = time.perf_counter()
+            predictions, metrics = evaluate(runner, det, proto, splits, threshold["value"])  # 9. predict + metrics
+            predict_seconds = time.perf_counter() - predict_start
+            images = sum(int(f["score"].notna().sum()) for f in predictions.values())
+            cost = cost_record(det, runner.accelerator.device, fit_seconds, predict_seconds, images,  # 10. cost
+                               runner.cache.report() if runner.cache is not None else None)
         except BenchError:
             _discard_if_unstarted(runner, run_dir, resume)
             raise
         absent, conversions = runner.ledger.merged()
-        timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 9. results (main process)
-                  "predict_seconds": round(time.perf_counter() - fit_start - fit_seconds, 2),
-                  "total_seconds": round(time.perf_counter() - t0, 2)}
+        timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 11. results (main process)
+                  "predict_seconds": round(predict_seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2)}
         result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed, selection=selection,
                                  metrics=metrics, splits=splits, runner=runner, timing=timing, absent=absent,
-                                 conversions=conversions,
+                                 conversions=conversions, threshold=threshold, cost=cost, predictions=predictions,
                                  arguments={**arguments, "resumed": resume is not None, "command": command})
         if runner.is_main:
             finish_run(run_dir, result, runner.log, predictions,
                        lambda d: save_checkpoint(det, d / CHECKPOINT, metadata_for(result["detector"]),
-                                                 RESUME_HINT.format(run_dir=d)))
+                                                 RESUME_HINT.format(run_dir=d)), val_frame)
         runner.accelerator.wait_for_everyone()
     result["run_dir"] = str(run_dir)
     return result
@@ -134,16 +140,36 @@ def load_weights(det, spec, checkpoint: str | Path | None) -> dict[str, str]:
     return meta
 
 
-def evaluate(runner: Runner, det, proto, splits: dict[str, ResolvedSplit]) -> tuple[dict, dict]:
-    """Scores and metrics of every test set (only images skipped with --skip-bad-images lack a score)."""
+def val_threshold(runner: Runner, det, val: ResolvedSplit) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The selected weights' scores on the source validation split, and the threshold chosen on them.
+
+    The threshold maximises balanced accuracy on validation (:func:`bench.metrics.youden_threshold`);
+    ``acc_val_thr`` applies it to every test set, as a deployed detector would.
+    """
+    with runner.cache_uncounted():  # the fit already read these features and counted them
+        frame = prediction_frame(val, runner.predict(det, val))
+    kept = frame.dropna(subset=["score"])
+    chosen = youden_threshold(kept["label"].to_numpy(), kept["score"].to_numpy(), where="the validation split")
+    return frame, {"rule": "max_balanced_accuracy_on_val", "split": val.name, **chosen}
+
+
+def evaluate(runner: Runner, det, proto, splits: dict[str, ResolvedSplit],
+             threshold: float | None = None) -> tuple[dict, dict]:
+    """Scores and metrics of every test set (only images skipped with --skip-bad-images lack a score).
+
+    Metrics: the protocol's, then :data:`bench.metrics.DEPLOYMENT_METRICS` (``acc_val_thr`` only
+    when a validation ``threshold`` is given).
+    """
+    names = list(dict.fromkeys([*proto.metrics, *(m for m in DEPLOYMENT_METRICS
+                                                  if m != "acc_val_thr" or threshold is not None)]))
     predictions, metrics = {}, {}
     for key, split in splits.items():
         if key.startswith("test/"):
             frame = prediction_frame(split, runner.predict(det, split))
             kept = frame.dropna(subset=["score"])
-            metrics[split.name] = compute_metrics(kept["label"].to_numpy(), kept["score"].to_numpy(), proto.metrics,
+            metrics[split.name] = compute_metrics(kept["label"].to_numpy(), kept["score"].to_numpy(), names,
                                                   groups=(kept["source"] + ":" + kept["group"]).to_numpy(),
-                                                  where=f"{proto.name} test/{split.name}")
+                                                  where=f"{proto.name} test/{split.name}", val_threshold=threshold)
             predictions[split.name] = frame
     return predictions, metrics
 
@@ -192,11 +218,16 @@ def _locked_run_dir(runner: Runner, out_dir, protocol: str, detector: str, seed:
 
 
 def prediction_frame(split: ResolvedSplit, scores) -> pd.DataFrame:
-    """Per-image predictions: index, source, id, subset, group, label, score (logit, > 0 means fake)."""
+    """Per-image predictions: index, source, id, subset, group, label, score (logit, > 0 means fake).
+
+    Scores are rounded to the 6 significant digits the predictions files keep, so every metric
+    (a threshold or a calibration bin included) is computed from exactly the numbers written.
+    """
     table = split.table
+    written = [float(f"{float(x):.6g}") for x in scores]
     return pd.DataFrame({"index": range(len(table)), "source": table["source"], "id": table["id"],
                          "subset": table["subset"], "group": table["group"], "label": table["label"],
-                         "score": scores})
+                         "score": written})
 
 
 def splits_by_name(splits: dict[str, ResolvedSplit]) -> dict[str, ResolvedSplit]:

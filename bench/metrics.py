@@ -6,7 +6,8 @@ since every metric here except ``acc`` depends only on the order of the scores. 
 as ``P(fake) > 0.5`` (sigmoid is monotonic and sigmoid(0) = 0.5); pass ``threshold=0.5`` for
 probabilities.
 
-This module uses numpy and scikit-learn only (never torch): the leaderboard imports it.
+This module uses numpy and scikit-learn only (never torch): the leaderboard imports it. Operating
+points (TPR at a fixed FPR, calibration) live in :mod:`bench.operating`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from bench.errors import ConfigError, DataError, did_you_mean
+from bench.operating import FPR_PERCENT, expected_calibration_error, roc_counts, tpr_at_fpr
 
 #: Metric names :func:`compute_metrics` accepts (protocols list a subset of these).
-METRIC_NAMES: tuple[str, ...] = ("auc", "ap", "eer", "acc", "video_auc", "oracle_acc")
+METRIC_NAMES: tuple[str, ...] = ("auc", "ap", "eer", "acc", "video_auc", "oracle_acc", "acc_val_thr", "ece",
+                                 "tpr_at_fpr1", "tpr_at_fpr5")
+
+#: What every run reports beside its protocol's metrics (results schema 3): the accuracy a deployed
+#: detector gets at the threshold chosen on the source validation set, beside logit 0 and the test-label
+#: oracle; the calibration of its probability; and the true-positive rate in the low-false-positive regime.
+DEPLOYMENT_METRICS: tuple[str, ...] = ("acc", "acc_val_thr", "oracle_acc", "ece", "tpr_at_fpr1", "tpr_at_fpr5")
 
 #: Direction of every metric key a result can hold (``real_acc``/``fake_acc`` come with ``acc``).
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -32,6 +40,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "eer": False,
     "video_auc": True,
     "oracle_acc": True,
+    "acc_val_thr": True,
+    "ece": False,
+    "tpr_at_fpr1": True,
+    "tpr_at_fpr5": True,
 }
 
 
@@ -65,6 +77,7 @@ def compute_metrics(
     threshold: float = 0.0,
     *,
     where: str = "the test set",
+    val_threshold: float | None = None,
 ) -> dict[str, float | int]:
     """Compute the requested metrics of one test set.
 
@@ -76,6 +89,11 @@ def compute_metrics(
             required for ``video_auc``.
         threshold: decision threshold of ``acc``; 0.0 for logits, 0.5 for probabilities.
         where: the test set's name, used in error messages.
+        val_threshold: the logit threshold chosen on the source validation set
+            (:func:`youden_threshold`), needed for ``acc_val_thr``.
+
+    ``ece`` and ``tpr_at_fpr*`` read ``scores`` as logits (see :func:`expected_calibration_error`,
+    :func:`tpr_at_fpr`).
 
     Returns:
         ``{name: value}`` in the requested order (``acc`` is followed by ``real_acc`` and
@@ -85,7 +103,8 @@ def compute_metrics(
     Raises:
         DataError: one-class input, labels other than 0/1, non-finite scores, length mismatch,
             or a video whose frames have different labels.
-        ConfigError: an unknown metric name, or ``video_auc`` without ``groups``.
+        ConfigError: an unknown metric name, ``video_auc`` without ``groups``, or ``acc_val_thr``
+            without ``val_threshold``.
     """
     names = list(dict.fromkeys(names))
     for name in names:
@@ -117,6 +136,15 @@ def compute_metrics(
             out.update(accuracy(y, s, threshold))
         elif name == "oracle_acc":
             out["oracle_acc"] = oracle_accuracy(y, s)
+        elif name == "acc_val_thr":
+            if val_threshold is None:
+                raise ConfigError(f"acc_val_thr on {where} needs the threshold chosen on validation; pass "
+                                  "val_threshold= (see youden_threshold) or drop acc_val_thr.")
+            out["acc_val_thr"] = accuracy(y, s, val_threshold)["acc"]
+        elif name == "ece":
+            out["ece"] = expected_calibration_error(y, s)
+        elif name in FPR_PERCENT:
+            out[name] = tpr_at_fpr(y, s, FPR_PERCENT[name])
         elif name == "video_auc":
             if groups is None:
                 raise ConfigError(
@@ -174,6 +202,30 @@ def oracle_accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
     fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
     correct = tpr * n_fake + (1.0 - fpr) * n_real
     return float(np.max(correct) / y.size)
+
+
+def youden_threshold(labels: Sequence[Any], scores: Sequence[float], where: str = "validation") -> dict[str, float]:
+    """The logit threshold that maximises balanced accuracy (Youden's J) of ``score > t`` on validation.
+
+    Candidates separate consecutive distinct scores: ``t`` is the midpoint between the lowest score
+    called fake and the next lower score (1 below the lowest score when every image is called fake,
+    1 above the highest when none is). Among equal balanced accuracies the highest threshold wins.
+    Returns ``{"value": t, "balanced_acc": its balanced accuracy on these scores}``.
+    """
+    y = _labels(labels, where)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    check_two_classes(y, where)
+    tp, fp = roc_counts(y, s)
+    balanced = (tp / tp[-1] + 1.0 - fp / fp[-1]) / 2.0
+    k = int(np.argmax(balanced))  # k distinct scores, from the top, are called fake
+    distinct = np.unique(s)[::-1]
+    if k == 0:
+        value = float(distinct[0] + 1.0)
+    elif k == len(distinct):
+        value = float(distinct[-1] - 1.0)
+    else:
+        value = float((distinct[k - 1] + distinct[k]) / 2.0)
+    return {"value": value, "balanced_acc": float(balanced[k])}
 
 
 def video_level(

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,8 +115,49 @@ def test_clip_linear_computes_each_image_once(tiny_protocol, tmp_path, monkeypat
     result = run(tiny_protocol, "clip_linear", out_dir=tmp_path, opts=RunnerOptions(batch_size=16),
                  overrides={"c_values": [0.01, 0.1, 1.0, 10.0]})
     assert len(result["selection"]["grid"]) == 4
-    # train + val + tests, once each; the run-time contract check's copy sees CONTRACT_BATCH random
-    # images in forward() and again in features().
+    # train + val + tests, once each (the validation threshold reads the cached val features); the run-time
+    # contract check's copy sees CONTRACT_BATCH random images in forward() and again in features(), and the
+    # FLOP count's copy one blank image.
     from bench.run.checks import CONTRACT_BATCH
 
-    assert sum(seen) == sum(d["n"] for d in result["data"].values()) + 2 * CONTRACT_BATCH
+    assert sum(seen) == sum(d["n"] for d in result["data"].values()) + 2 * CONTRACT_BATCH + 1
+
+
+def test_a_run_records_its_validation_threshold_deployment_metrics_distinct_counts_and_cost(tiny_protocol, tmp_path):
+    import gzip
+
+    import pandas as pd
+
+    from bench.leaderboard import read_runs
+    from bench.leaderboard.collect import load_run_dir
+    from bench.leaderboard.consistency import read_predictions_file
+    from bench.metrics import DEPLOYMENT_METRICS, youden_threshold
+    from bench.run.results import SCHEMA_VERSION, VAL_PREDICTIONS
+
+    result = run(tiny_protocol, "sam", out_dir=tmp_path / "runs", opts=RunnerOptions(batch_size=16), run_name="r")
+    run_dir = tmp_path / "runs" / "tiny" / "sam" / "r"
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["schema_version"] == SCHEMA_VERSION == 3
+    with gzip.open(run_dir / VAL_PREDICTIONS, "rt") as fh:
+        val = pd.read_csv(fh)
+    assert len(val) == saved["data"]["val"]["n"] and set(val["run_id"]) == {"r"}
+    chosen = youden_threshold(val["label"], val["score"])
+    assert saved["threshold"] == {"rule": "max_balanced_accuracy_on_val", "split": "val", **chosen}
+    for test, values in saved["metrics"].items():
+        assert set(DEPLOYMENT_METRICS) <= set(values), test
+        with gzip.open(run_dir / "predictions" / f"{test}.csv.gz", "rt") as fh:
+            part = pd.read_csv(fh)
+        assert values["acc_val_thr"] == pytest.approx(np.mean((part["score"] > chosen["value"]) == part["label"]))
+    unseen = saved["groups"]["unseen"]
+    assert (unseen["n_real"], unseen["n_fake"]) == (8, 16)  # the two test sets share their 8 real crops
+    cost = saved["cost"]
+    assert cost["gflops_per_image"] > 0 and cost["input"] == [1, 3, 32, 32] and "FlopCounterMode" in cost["method"]
+    assert cost["params_trainable"] == saved["detector"]["params_trainable"] and cost["device"].startswith("cpu (")
+    assert cost["predict_images"] == 48 and cost["predict_images_per_second"] > 0
+    assert result["threshold"] == saved["threshold"]
+    stored = load_run_dir(run_dir)  # the leaderboard recomputes every stored metric, the new ones too
+    read_predictions_file(stored.predictions, stored.result)
+    exported = read_runs(run_dir)
+    assert {"acc_val_thr", "ece", "tpr_at_fpr1"} <= set(exported["metric"])
+    assert exported.query("target == 'cost' and metric == 'gflops_per_image'")["value"].item() == cost["gflops_per_image"]
+    assert exported.query("target == 'val' and metric == 'threshold'")["value"].item() == chosen["value"]

@@ -11,6 +11,9 @@ from bench.api import run
 from bench.run.checks import CONTRACT_BATCH
 from bench.run.runner import RunnerOptions
 
+#: The cost record counts FLOPs on one blank image through a deep copy's forward pass.
+FLOP_COUNT = 1
+
 TINY = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
 
 
@@ -33,20 +36,21 @@ def test_a_second_run_reuses_every_feature_and_gives_the_same_numbers(tiny_proto
     opts = RunnerOptions(batch_size=16)
     cold = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "a", opts=opts)
     n_images = sum(d["n"] for d in cold["data"].values())
-    assert sum(count_images) == n_images + 2 * CONTRACT_BATCH
+    assert sum(count_images) == n_images + 2 * CONTRACT_BATCH + FLOP_COUNT
     assert cold["runner"]["feature_cache"]["misses"] == n_images and cold["runner"]["feature_cache"]["hits"] == 0
     count_images.clear()
     # Another seed and another C grid: same features, so nothing is computed again.
     warm = run(tiny_protocol, "clip_linear", seed=1, overrides={**TINY, "c_values": [0.1, 1.0]},
                out_dir=tmp_path / "b", opts=RunnerOptions(batch_size=16))
-    assert sum(count_images) == 2 * CONTRACT_BATCH  # only the contract check's random images
+    assert sum(count_images) == 2 * CONTRACT_BATCH + FLOP_COUNT  # only the contract check's and FLOP count's
     assert warm["runner"]["feature_cache"]["hits"] == n_images and warm["runner"]["feature_cache"]["misses"] == 0
     again = run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "c", opts=opts)
     assert again["metrics"] == cold["metrics"] and again["selection"]["c"] == cold["selection"]["c"]
     count_images.clear()
     run(tiny_protocol, "clip_linear", overrides=TINY, out_dir=tmp_path / "d", opts=RunnerOptions(batch_size=16,
                                                                                                     cache=False))
-    assert sum(count_images) == n_images + 2 * CONTRACT_BATCH
+    # Without the cache the validation threshold needs one more pass over val.
+    assert sum(count_images) == n_images + cold["data"]["val"]["n"] + 2 * CONTRACT_BATCH + FLOP_COUNT
 
 
 def test_a_changed_image_misses_alone_and_conversions_survive_the_cache(tmp_path, count_images):
@@ -65,7 +69,7 @@ def test_a_changed_image_misses_alone_and_conversions_survive_the_cache(tmp_path
     count_images.clear()
     second = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "b", opts=RunnerOptions(batch_size=4))
     assert second["runner"]["feature_cache"]["misses"] == 1
-    assert sum(count_images) == 1 + 2 * CONTRACT_BATCH
+    assert sum(count_images) == 1 + 2 * CONTRACT_BATCH + FLOP_COUNT
     assert second["data"]["t"]["conversions"] == {"grayscale": 1}  # recorded from the cache
 
 
@@ -87,7 +91,7 @@ def test_a_warm_cache_with_a_skipped_file_reuses_the_rest(tmp_path, count_images
     first = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "a", opts=opts)
     count_images.clear()
     second = run(proto, "clip_linear", data_root=root, out_dir=tmp_path / "b", opts=opts)
-    assert sum(count_images) == 2 * CONTRACT_BATCH  # every usable image came from the cache
+    assert sum(count_images) == 2 * CONTRACT_BATCH + FLOP_COUNT  # every usable image came from the cache
     assert second["metrics"] == first["metrics"] and second["skipped_images"]["count"] == 1
 
 

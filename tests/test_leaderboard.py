@@ -45,10 +45,12 @@ def test_aggregates_mean_and_sample_std_over_seeds(lb):
     clip = next(e for e in index(lb)["entries"] if e["detector"] == "clip_linear")
     aucs = stored(lb, "clip_linear", "metrics", "blend_ellipse", "auc")
     stat = clip["metrics"]["blend_ellipse"]["auc"]
-    assert stat["n"] == 3 and clip["seeds"] == [0, 1, 2]
+    assert stat["seeds"] == 3 and clip["seeds"] == [0, 1, 2]
     assert stat["mean"] == pytest.approx(statistics.fmean(aucs), abs=1e-12)
     assert stat["std"] == pytest.approx(statistics.stdev(aucs), abs=1e-12)  # ddof=1
     assert stat["lo"] is None and clip["intervals"] == "none"  # no predictions: no interval, never a NaN
+    assert (stat["seed_min"], stat["seed_max"]) == (min(aucs), max(aucs))
+    assert clip["rank_interval"] is None and clip["could_be_first"] is None  # untested without predictions
     assert "n_real" not in clip["groups"]["unseen"]
     unseen = stored(lb, "clip_linear", "groups", "unseen", "auc")
     page = render(lb)[lb / "tiny.md"]
@@ -134,9 +136,13 @@ def test_page_is_compact_and_says_how_to_reproduce(lb):
     assert lines[0] == HEADER
     header = next(line for line in lines if line.startswith("| rank"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "rank", "detector", "auc@unseen", "in_domain", "trainable params", "seeds"]
+        "rank", "detector", "auc@unseen", "rank interval", "could be 1st", "p vs 1st (raw / Holm)", "seed range", "seeds",
+        "n (real / fake)", "trainable params"]
     assert " 1,281 |" in page  # trainable params, exact with thousands separators
-    assert "### auc per test set" in page and "### All metrics per group" in page and "real_acc" in page
+    for heading in ("### auc per test set", "### Ranking metrics per group", "### Deployment metrics per group",
+                    "### Cost"):
+        assert heading in page
+    assert "real_acc" in page and "acc_val_thr" in page and "not recorded" in page
     assert f"sha256 `{index(lb)['sha256'][:12]}`" in page and "`abc1234`" in page
     assert "2026-11-20 to 2026-11-22" in page
     assert "`bench run --protocol tiny --detector clip_linear --seeds 0,1,2`" in page  # no machine path
@@ -182,7 +188,7 @@ def test_readme_block_replacement(lb):
 
 def test_empty_leaderboard(tmp_path):
     files = render(tmp_path / "lb")
-    assert json.loads(files[tmp_path / "lb" / "index.json"]) == {"schema_version": 2, "protocols": []}
+    assert json.loads(files[tmp_path / "lb" / "index.json"]) == {"schema_version": 3, "protocols": []}
 
 
 def test_no_module_of_the_package_imports_torch():

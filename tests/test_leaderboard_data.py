@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from board import TINY, board, make_result, predictions, write_run_dir
+from board import TINY, board, commit, make_result, predictions, write_run_dir
 
 from bench.cli import main
 from bench.leaderboard import LeaderboardError, export, read_predictions, read_runs
@@ -16,11 +16,27 @@ def test_read_runs_is_one_row_per_run_target_and_metric(tmp_path):
     frame = read_runs(lb)
     assert list(frame.columns) == COLUMNS
     targets = len(TINY.test) + len(TINY.groups)
-    assert len(frame) == 4 * targets * 6  # runs x targets x (auc, ap, eer, acc, real_acc, fake_acc)
+    metrics = frame.query("target_kind != 'run'")
+    assert len(metrics) == 4 * targets * 6  # runs x targets x (auc, ap, eer, acc, real_acc, fake_acc)
     one = frame.query("detector == 'a' and seed == 1 and target == 'unseen' and metric == 'auc'")
     assert one["value"].item() == make_result("a", 1, frame=predictions(1.0, 1, noise_seed=1))["groups"]["unseen"]["auc"]
-    assert set(frame["target_kind"]) == {"test", "group"} and frame["rankable"].all()
-    assert frame.query("target_kind == 'test'")["n_real"].eq(40).all()
+    assert set(frame["target_kind"]) == {"test", "group", "run"} and frame["rankable"].all()
+    assert metrics.query("target_kind == 'test'")["n_real"].eq(40).all()
+    # without a protocol definition only equal ids are the same image: the group's 2 x 40 reals count as 80
+    assert metrics.query("target == 'unseen'")[["n_real", "n_fake"]].drop_duplicates().values.tolist() == [[80, 80]]
+    cost = frame.query("target == 'cost'").set_index(["run_id", "metric"])["value"]
+    assert set(cost.index.get_level_values("metric")) == {"params_trainable", "params_total"}  # all schema 1 records
+    assert frame["device"].eq("cpu (unknown)").all()
+
+
+def test_group_counts_are_distinct_images_when_the_protocol_says_which_are_shared(tmp_path):
+    lb = tmp_path / "lb"
+    frame = predictions(1.0, 0)
+    result = make_result("a", 0, frame=frame)
+    result["protocol"]["definition"] = TINY.model_dump(mode="json")  # a synthetic source: reals shared by index
+    commit(lb, result, frame)
+    unseen = read_runs(lb).query("target == 'unseen'")
+    assert unseen[["n_real", "n_fake"]].drop_duplicates().values.tolist() == [[40, 80]]  # not 80 reals
 
 
 def test_read_predictions_filters_and_names_the_run(tmp_path):

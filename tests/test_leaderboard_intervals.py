@@ -19,8 +19,12 @@ def table(lb: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def lb(tmp_path_factory):
-    """best and twin separate the classes equally (with other noise); weak is far below."""
-    return board(tmp_path_factory.mktemp("board") / "leaderboard", {"best": 1.5, "twin": 1.5, "weak": 0.2})
+    """best and twin give the same scores (twin: another name, so another row); weak is far below."""
+    lb = board(tmp_path_factory.mktemp("board") / "leaderboard", {"best": 1.5, "weak": 0.2})
+    for seed in (0, 1, 2):
+        frame = predictions(1.5, seed, noise_seed=seed)  # best's own scores (its noise seeds are 0, 1, 2)
+        commit(lb, make_result("twin", seed, frame=frame), frame)
+    return lb
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +36,34 @@ def built(lb):
 def test_every_cell_has_an_interval_around_its_mean(lb, built):
     t = json.loads(built[lb / "index.json"])["protocols"][0]
     cells = [c for e in t["entries"] for section in ("metrics", "groups") for target in e[section].values()
-             for c in target.values()]
-    assert len(cells) == 3 * (3 + 2) * 6  # rows x (tests + groups) x (auc, ap, eer, acc, real_acc, fake_acc)
+             for c in target.values() if c is not None]
+    # rows x (tests + groups) x (auc, ap, eer, acc, real_acc, fake_acc, oracle_acc, ece, tpr_at_fpr1, tpr_at_fpr5)
+    assert len(cells) == 3 * (3 + 2) * 10
     for c in cells:
-        assert c["lo"] <= c["mean"] + 0.02 and c["mean"] - 0.02 <= c["hi"] and c["lo"] < c["hi"], c
+        assert c["lo"] <= c["mean"] + 0.02 and c["mean"] - 0.02 <= c["hi"] and c["lo"] <= c["hi"], c
+        assert c["mc_error"] is not None and c["mc_error"] < 0.05
+    unrecorded = {k for e in t["entries"] for section in ("metrics", "groups") for target in e[section].values()
+                  for k, c in target.items() if c is None}
+    assert unrecorded == {"acc_val_thr"}  # schema-1 results have no validation threshold: never a made-up number
+    derived = {k for e in t["entries"] for target in e["groups"].values() for k, c in target.items()
+               if c is not None and c["from"] == "predictions"}
+    assert derived == {"oracle_acc", "ece", "tpr_at_fpr1", "tpr_at_fpr5"}  # from the stored scores alone
     page = built[lb / "tiny.md"]
     assert re.search(r"\| 1 +\| best +\| 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]", page)
     assert "†" not in page and not re.search(r"\bnan\b", page, re.IGNORECASE)
-    assert "two-level bootstrap (1000 resamples" in page and "one-sided, α = 0.05" in page
+    assert "10,000 bootstrap resamples" in page and "Holm-adjusted" in page and "α = 0.05" in page
 
 
-def test_ties_are_marked_against_the_top_row(lb, built):
+def test_rank_intervals_and_the_rows_that_could_be_first(lb, built):
     t = json.loads(built[lb / "index.json"])["protocols"][0]
     rows = {e["detector"]: e for e in t["entries"]}
-    assert rows["best"]["rank"] == 1 and rows["best"]["tied_for_first"] is True
-    assert rows["twin"]["tied_for_first"] is True and rows["twin"]["p_vs_top"] >= 0.05
-    assert rows["weak"]["tied_for_first"] is False and rows["weak"]["p_vs_top"] < 0.05
-    assert "| =1 " in built[lb / "tiny.md"]
+    assert rows["best"]["rank"] == rows["twin"]["rank"] == 1  # equal means share the rank
+    assert rows["best"]["could_be_first"] is True and rows["twin"]["could_be_first"] is True
+    assert rows["twin"]["p_vs_top_holm"] == 1.0 and rows["twin"]["rank_interval"] == [1, 2]
+    assert rows["weak"]["could_be_first"] is False and rows["weak"]["p_vs_top_holm"] < 0.05
+    assert rows["weak"]["rank_interval"] == [3, 3]
+    assert len(t["pairs"]) == 3 and {p["a"] for p in t["pairs"]} <= {"best", "twin"}
+    assert re.search(r"\| 3 +\| weak +\| [^|]+\| +3 \| +no \|", built[lb / "tiny.md"])
 
 
 def test_numbers_are_deterministic(lb, built):
@@ -77,7 +92,7 @@ def test_rows_without_predictions_are_footnoted_and_not_tied(tmp_path):
     lb = board(tmp_path / "lb", {"a": 1.0, "b": 0.9}, seeds=(0, 1))
     commit(lb, make_result("old", 0, 0.5))
     rows = {e["detector"]: e for e in table(lb)["entries"]}
-    assert rows["old"]["intervals"] == "none" and rows["old"]["tied_for_first"] is None
+    assert rows["old"]["intervals"] == "none" and rows["old"]["could_be_first"] is None
     assert rows["b"]["intervals"] == "bootstrap"
     assert "old †" in render(lb)[lb / "tiny.md"]
 
@@ -174,7 +189,7 @@ def _legend(lb: Path) -> str:
     return page[page.index("Cells:"):page.index("###")]
 
 
-def test_the_legend_claims_shared_draws_and_seed_draws_only_when_they_happened(tmp_path):
+def test_the_legend_claims_shared_draws_and_fixed_seeds_only_when_they_happened(tmp_path):
     definition = TINY.model_dump(mode="json")
     shared = tmp_path / "shared"  # one seed, with the protocol definition: synthetic images drawn together
     for detector, separation in (("a", 1.5), ("b", 0.5)):
@@ -183,31 +198,34 @@ def test_the_legend_claims_shared_draws_and_seed_draws_only_when_they_happened(t
         result["protocol"]["definition"] = definition
         commit(shared, result, frame)
     text = _legend(shared)
-    assert "from a bootstrap (1000 resamples" in text and "two-level" not in text
+    assert "from 10,000 bootstrap resamples" in text and "seeds are fixed" not in text
     assert "on the synthetic source the k-th real and the k-th fake of a split start from the same crop" in text
-    assert "one seed, so the interval covers the test images only" in text and "draws the row's seeds" not in text
+    assert "one seed, so the interval covers the test images only" in text
+    assert "a resample draws 40 real and 40 fake units" in text
     assert table(shared)["bootstrap"]["shared_real_pools"] is True
 
     apart = board(tmp_path / "apart", {"a": 1.0, "b": 0.5}, seeds=(0, 1))  # no definition: nothing is shared
     text = _legend(apart)
-    assert "two-level bootstrap" in text and "every test set draws its own images" in text
-    assert "synthetic" not in text and "draws the row's seeds with replacement" in text
+    assert "The seeds are fixed, not drawn" in text and "every test set draws its own images" in text
+    assert "synthetic" not in text and "seed range" in text
     b = table(apart)["bootstrap"]
     assert b["shared_real_pools"] is False and b["shared_fake_pools"] is False and b["shared"] == []
+    assert b["seeds"] == "fixed" and b["resamples"] == 10_000
 
-    old = tmp_path / "old"  # no stored predictions: no interval, no tie test, nothing claimed about them
+    old = tmp_path / "old"  # no stored predictions: no interval, no rank test, nothing claimed about them
     for seed in (0, 1):
         commit(old, make_result("a", seed, 1.0))
     text = _legend(old)
-    assert "[lo, hi]" not in text and "=1" not in text and "† the row's runs have no stored predictions" in text
+    assert "[lo, hi]" not in text and "rank interval" not in text and "† the row's runs have no stored predictions" in text
 
 
 def test_a_report_says_its_interval_covers_test_images_only(tmp_path):
     from bench.leaderboard import report
 
     frame = predictions(1.0, 0)
-    written = report(write_run_dir(tmp_path / "runs", make_result("sam", 0, frame=frame), frame), tmp_path / "out")
+    run_dir = write_run_dir(tmp_path / "runs", make_result("sam", 0, frame=frame), frame)
+    written = report(run_dir, tmp_path / "out", against=None)
     text = written[0].read_text()
     assert "one seed, so the interval covers the test images only" in text
     assert "k-th real and the k-th fake of a split" in text  # its config.yaml gives the protocol definition
-    assert "draws the row's seeds" not in text and "two-level" not in text
+    assert "seeds are fixed" not in text and "Compared with nothing (`--against none`)." in text

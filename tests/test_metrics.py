@@ -200,3 +200,32 @@ def test_tables_are_consistent():
     assert set(METRIC_NAMES) <= set(HIGHER_IS_BETTER)
     assert HIGHER_IS_BETTER["eer"] is False
     assert {"real_acc", "fake_acc"} <= set(HIGHER_IS_BETTER)
+
+
+def test_deployment_metrics_against_their_definitions():
+    from scipy.special import expit
+
+    from bench.metrics import youden_threshold
+    from bench.operating import ECE_BINS, expected_calibration_error, tpr_at_fpr
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 400)
+    s = np.round(rng.normal(size=400) + 1.5 * y, 2)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    for percent in (1, 5):
+        assert tpr_at_fpr(y, s, percent) == pytest.approx(tpr[fpr <= percent / 100 + 1e-12].max())
+    p = expit(s)
+    bins = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = sum((bins == b).mean() * abs(y[bins == b].mean() - p[bins == b].mean()) for b in set(bins))
+    assert expected_calibration_error(y, s) == pytest.approx(ece, abs=1e-12)
+    chosen = youden_threshold(y, s)
+    balanced = [((s[y == 1] > t).mean() + (s[y == 0] <= t).mean()) / 2 for t in np.r_[s, s.min() - 1]]
+    assert chosen["balanced_acc"] == pytest.approx(max(balanced))
+    assert ((s[y == 1] > chosen["value"]).mean() + (s[y == 0] <= chosen["value"]).mean()) / 2 == pytest.approx(
+        chosen["balanced_acc"])
+    assert chosen["value"] not in set(s)  # between two scores, so no validation image sits on it
+    m = compute_metrics(y, s, ["acc_val_thr", "ece", "tpr_at_fpr1"], val_threshold=chosen["value"])
+    assert m["acc_val_thr"] == pytest.approx(np.mean((s > chosen["value"]) == y))
+    with pytest.raises(ConfigError, match="acc_val_thr .* needs the threshold chosen on validation"):
+        compute_metrics(y, s, ["acc_val_thr"])
+    assert HIGHER_IS_BETTER["ece"] is False and set(METRIC_NAMES) >= {"acc_val_thr", "tpr_at_fpr5"}

@@ -76,6 +76,35 @@ def column(browser, table: int, col: int) -> list[str]:
         f".map(r => r.cells[{col}].getAttribute('data-sort') ?? r.cells[{col}].textContent.trim())")
 
 
+def test_the_html_page_has_every_table_of_the_markdown_page_with_the_same_rows(site, browser):
+    """Parity: one HTML table per Markdown table (ranked, not ranked, per test set, ranking and deployment
+    metrics per group, cost, provenance), each labelled by its heading, with the same headers and row count."""
+    page = (site.parent / "lb" / "tiny.md").read_text()
+    markdown = []
+    for block in page.split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and lines[0].startswith("| ") and len(lines) > 1 and set(lines[1]) <= set("|:- "):
+            markdown.append(([c.strip() for c in lines[0].strip("|").split("|")], len(lines) - 2))
+    browser.get((site / "tiny.html").as_uri())
+    html = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table.sortable')).map(t => [t.getAttribute('aria-label'), "
+        "Array.from(t.tHead.rows[0].cells).map(c => c.textContent.trim()), t.tBodies[0].rows.length])")
+    assert [(headers, rows) for _, headers, rows in html] == markdown
+    labels = [label for label, _, _ in html]
+    for heading in ("Not ranked", "auc per test set", "Ranking metrics per group", "Deployment metrics per group",
+                    "Cost", "Provenance"):
+        assert heading in labels, heading
+    deployment = next(h for label, h, _ in html if label == "Deployment metrics per group")
+    assert {"acc_val_thr", "oracle_acc", "ece", "tpr_at_fpr1", "tpr_at_fpr5"} <= set(deployment)
+    ranked = html[0][1]
+    assert ranked[:5] == ["rank", "detector", "auc@unseen", "rank interval", "could be 1st"]
+    cells = browser.execute_script("return Array.from(document.querySelectorAll('td')).map(c => c.textContent)")
+    assert not [c for c in cells if "nan" in c.lower().split()] and "not recorded" in cells
+    figures = browser.execute_script(
+        "return Array.from(document.querySelectorAll('figcaption')).map(c => c.textContent)")
+    assert figures and all("seed" in caption and "runs)" in caption for caption in figures)
+
+
 def test_clicking_a_header_sorts_the_table(site, browser):
     browser.get((site / "tiny.html").as_uri())
     ranked = json.loads((site.parent / "lb" / "index.json").read_text())["protocols"][0]["entries"]

@@ -152,6 +152,10 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_radii(tiny_protoco
     assert not any(c.endswith("/n_real") for c in saved.columns)
     assert saved["run_dir"].tolist() == [str((runs / n).relative_to(out)) for n in ("rho0-s0", "rho0.1-s0", "rho1-s0")]
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = pd.read_csv(out / "points.csv")  # intervals over test images from the runs' predictions
+    assert drawn["lo"].notna().all() and (drawn["lo"] <= drawn["primary"] + 1e-9).all()
+    assert (drawn["primary"] <= drawn["hi"] + 1e-9).all() and drawn["seeds"].eq(1).all()
+    assert json.loads((out / "cor.json").read_text())["seeds"] == [0]
     cor = json.loads((out / "cor.json").read_text())["detectors"][tiny_sam]
     assert (cor["cor"], cor["collapsed_at"]) == critical_radius(saved["rho"].tolist(), saved["val_auc"].tolist())
     assert cor["status"] in {"collapse", "no_collapse", "undefined"} and cor["rho_min"] == 0.0
@@ -203,3 +207,19 @@ def test_bad_inputs_fail_before_any_run(tiny_protocol, tmp_path, tiny_sam):
     with pytest.raises(BenchError, match="key 'executor.partition'"):
         sweep(tiny_protocol, [tiny_sam], "0", out, executor={"partition": 3})
     assert not out.exists()
+
+
+def test_a_sweep_over_several_seeds_draws_their_mean_range_and_interval(tiny_protocol, tmp_path, tiny_sam):
+    out = tmp_path / "sweep"
+    frame = sweep(tiny_protocol, [tiny_sam], "0,0.1", out, opts=OPTS, limit=4, seeds=[0, 1])
+    assert sorted(zip(frame["rho"], frame["seed"])) == [(0.0, 0), (0.0, 1), (0.1, 0), (0.1, 1)]
+    drawn = pd.read_csv(out / "points.csv")
+    assert drawn["seeds"].eq(2).all() and drawn["lo"].notna().all()
+    for rho, part in frame.groupby("rho"):
+        row = drawn[drawn["rho"] == rho].iloc[0]
+        assert row["primary"] == pytest.approx(part["primary"].mean(), abs=1e-5)
+        assert (row["seed_min"], row["seed_max"]) == pytest.approx((part["primary"].min(), part["primary"].max()),
+                                                                    abs=1e-5)
+    summary = json.loads((out / "cor.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    assert summary["detectors"][tiny_sam]["val_aucs"] == pytest.approx(frame.groupby("rho")["val_auc"].mean().tolist())

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from bench.errors import BenchError, ConfigError
 
 EPS = 1e-12
-COLUMNS = ["detector", "run", "layer", "depth", "n_params", "gsnr_mean", "gsnr_ratio"]
+COLUMNS = ["detector", "run", "seed", "layer", "depth", "n_params", "gsnr_mean", "gsnr_ratio"]
 # Root-level names of library models that sit after the last block even when they are registered
 # first (open_clip registers ``proj`` on the root module, before its transformer).
 _FINAL_NAMES = {"proj", "ln_post", "norm", "fc_norm", "head", "head_norm", "conv_head", "bn2", "attn_pool",
@@ -266,11 +266,12 @@ def gsnr(protocol: str | Path, detectors: list[str] | None, runs: list[Path] | N
     frames = []
     for spec in specs:
         torch.manual_seed(seed)
-        frames.append(_probe(spec.build().to(device), spec.name, "fresh", images, labels, method, chunk_size))
+        frames.append(_probe(spec.build().to(device), spec.name, "fresh", images, labels, method,
+                             chunk_size).assign(seed=seed)[COLUMNS])
     for run_dir in runs or []:
-        name = read_results(Path(run_dir))["detector"]["name"]
-        frames.append(_probe(load_run_detector(run_dir).to(device), name, Path(run_dir).name, images, labels,
-                             method, chunk_size))
+        results = read_results(Path(run_dir))
+        frames.append(_probe(load_run_detector(run_dir).to(device), results["detector"]["name"], Path(run_dir).name,
+                             images, labels, method, chunk_size).assign(seed=results.get("seed"))[COLUMNS])
     table = pd.concat(frames, ignore_index=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,4 +284,4 @@ def _probe(detector: nn.Module, name: str, run: str, images: list, labels: Tenso
            chunk_size: int) -> pd.DataFrame:
     transform = detector.transform(train=False)
     batch = torch.stack([transform(image) for image in images])
-    return layer_gsnr(detector, batch, labels, method, chunk_size).assign(detector=name, run=run)[COLUMNS]
+    return layer_gsnr(detector, batch, labels, method, chunk_size).assign(detector=name, run=run, seed=0)[COLUMNS]

@@ -42,49 +42,77 @@ def plot_gsnr(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
         ax.set_xlabel("layer (forward order)")
         ax.set_ylabel(f"{column}: {ylabel}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     fig.suptitle(gsnr_title(table, title))
     fig.savefig(path, dpi=120, metadata={"Software": None})
     return Path(path)
 
 
 def gsnr_title(table: pd.DataFrame, title: str = "") -> str:
-    """``title`` followed by whether the figure shows fresh (untrained) detectors, trained runs, or both."""
+    """``title``, whether the figure shows fresh (untrained) detectors, trained runs or both, and which seeds.
+
+    The seed is the ``seed`` column (a trained run's training seed, a fresh detector's initialisation
+    seed); tables written before that column existed give it by the run name's ``-s<seed>`` ending.
+    """
     fresh = set(table["run"].astype(str) == "fresh")
     state = ("fresh (untrained) detectors" if fresh == {True} else "trained detectors" if fresh == {False}
              else "fresh (dashed) and trained (solid) detectors")
+    if "seed" in table:
+        seeds = sorted(set(table["seed"].dropna().astype(int)))
+    else:
+        found = table["run"].astype(str).str.extract(r"-s(\d+)$")[0].dropna()
+        seeds = sorted(set(found.astype(int)))
+    runs = table.groupby(["detector", "run"]).ngroups
+    if seeds:
+        state += f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} ({runs} run{'s' * (runs > 1)})"
     return f"{title} · {state}" if title else state
 
 
-def plot_sweep(table: pd.DataFrame, path: str | Path, primary: str, cor: dict[str, dict[str, Any]] | None = None,
+def plot_sweep(points: pd.DataFrame, path: str | Path, primary: str, cor: dict[str, dict[str, Any]] | None = None,
                title: str = "") -> Path:
     """Plot source-val AUC and the primary metric against ρ, one curve per detector; save a PNG.
 
-    ``table`` has ``detector``, ``rho``, ``val_auc`` and a ``primary`` column (named ``primary``
-    in the legend). The x axis is symmetric-log, linear below the smallest positive ρ, so ρ = 0 sits
-    at 0 instead of being dropped. A detector's COR (``cor[detector]["cor"]``) is a dotted line.
+    ``points`` is :func:`bench.analysis.sweep.points`: per detector and radius the mean over seeds
+    (``val_auc``, ``primary``), their seed range (``val_min``/``val_max``, ``seed_min``/``seed_max``,
+    drawn as a band) and the primary metric's 95% interval over test images (``lo``/``hi``, bars).
+    The y axes span [0, 1] (the whole scale of an AUC), the x axis is symmetric-log, linear below the
+    smallest positive ρ, so ρ = 0 sits at 0. A detector's COR (``cor[detector]["cor"]``) is a dotted line;
+    the title says which seeds and how many runs each point is.
     """
     fig, axes = new_figure(2)
-    positive = table.loc[table["rho"] > 0, "rho"]
+    positive = points.loc[points["rho"] > 0, "rho"]
     linthresh = float(positive.min()) if len(positive) else 1.0
-    colours = detector_colours(table["detector"].astype(str))
-    for ax, column, ylabel in zip(axes, ("val_auc", "primary"), ("source-val AUC", primary)):
-        for detector, part in table.groupby("detector", sort=False):
+    colours = detector_colours(points["detector"].astype(str))
+    for ax, (column, low, high), ylabel in zip(axes, (("val_auc", "val_min", "val_max"),
+                                                      ("primary", "seed_min", "seed_max")),
+                                               ("source-val AUC", primary)):
+        for detector, part in points.groupby("detector", sort=False):
             part = part.sort_values("rho")
             color = colours[str(detector)]
             ax.plot(part["rho"], part[column], marker="o", color=color, label=detector)
+            if (part["seeds"] > 1).any():
+                ax.fill_between(part["rho"], part[low], part[high], color=color, alpha=0.15, linewidth=0)
+            if column == "primary" and part["lo"].notna().any():
+                ax.errorbar(part["rho"], part[column], yerr=[part[column] - part["lo"], part["hi"] - part[column]],
+                            fmt="none", ecolor=color, capsize=3)
             value = (cor or {}).get(detector, {}).get("cor")
             if value is not None:
                 ax.axvline(value, color=color, linestyle=":", alpha=0.8)
-        if column == "val_auc" or primary.split("@")[0] in ("auc", "video_auc"):
-            ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+        ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_ylim(0.0, 1.0)
         ax.set_xscale("symlog", linthresh=linthresh)
         # Radii are >= 0: hide symlog's mirrored negative half, keep a margin so ρ = 0 is visible.
-        ax.set_xlim(-0.3 * linthresh, float(table["rho"].max()) * 1.5 or linthresh)
+        ax.set_xlim(-0.3 * linthresh, float(points["rho"].max()) * 1.5 or linthresh)
         ax.set_xlabel(f"SAM radius ρ (symlog, linear below {linthresh:g}; ρ = 0 at 0)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
+    bars = "bars: 95% interval over test images; " if points["lo"].notna().any() else "no interval (predictions not kept); "
+    band = "band: seed range; " if (points["seeds"] > 1).any() else ""
     axes[0].legend(fontsize=8, title="dotted: COR", title_fontsize=8)
-    fig.suptitle(f"{title} · trained detectors" if title else "trained detectors")
+    seeds = int(points["seeds"].max())
+    runs = f"mean over {seeds} seeds per point" if seeds > 1 else "one seed per point"
+    fig.suptitle(f"{title} · trained detectors, {runs}\n{bars}{band}dashed: chance" if title else
+                 f"trained detectors, {runs}\n{bars}{band}dashed: chance", fontsize=10)
     fig.savefig(path, dpi=120, metadata={"Software": None})
     return Path(path)

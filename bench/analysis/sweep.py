@@ -1,6 +1,6 @@
 """SAM radius sweep and the Critical Optimization Radius (COR), shared/corit.md §9.
 
-A sweep is a grid (:mod:`bench.grid`): its detectors × one override axis ``rho`` × one seed, one
+A sweep is a grid (:mod:`bench.grid`): its detectors × one override axis ``rho`` × its seeds, one
 ordinary bench run per cell under ``OUT/runs/<protocol>/<detector>/rho<ρ>-s<seed>``, on the local
 or the SLURM executor. Issuing the same sweep again is idempotent: finished radii are reused,
 interrupted ones resume from their saved state, and a sweep directory made with other settings
@@ -95,8 +95,12 @@ def critical_radius(rhos: Sequence[float], val_aucs: Sequence[float]) -> tuple[f
 
 
 def cor_summary(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """COR per detector from a sweep table (columns ``detector``, ``rho``, ``val_auc``), as in ``cor.json``."""
+    """COR per detector from a sweep table (columns ``detector``, ``rho``, ``val_auc``), as in ``cor.json``.
+
+    With several seeds per radius the rule reads the mean source-val AUC over the seeds.
+    """
     out = {}
+    frame = frame.groupby(["detector", "rho"], sort=False, as_index=False)["val_auc"].mean()
     for detector, part in frame.groupby("detector", sort=False):
         part = part.sort_values("rho")
         cor, collapsed = critical_radius(part["rho"].tolist(), part["val_auc"].tolist())
@@ -142,12 +146,36 @@ def _check_detectors(proto, detectors: Sequence[str], radii: list[float], overri
     return specs
 
 
+def points(frame: pd.DataFrame, out_dir: Path | None = None) -> pd.DataFrame:
+    """One row per detector and radius: the mean over seeds, its seed range and its 95% interval over test images.
+
+    Intervals come from the leaderboard's statistics (:func:`bench.leaderboard.aggregate.table`: the runs of
+    one radius form a row, seeds fixed, test images resampled) when the run directories under ``out_dir``
+    still hold their predictions; otherwise ``lo``/``hi`` are empty and the figure draws no bar.
+    """
+    grouped = frame.groupby(["detector", "rho"], sort=False)
+    out = grouped.agg(seeds=("primary", "size"), primary=("primary", "mean"), seed_min=("primary", "min"),
+                      seed_max=("primary", "max"), val_auc=("val_auc", "mean"), val_min=("val_auc", "min"),
+                      val_max=("val_auc", "max")).reset_index().assign(lo=float("nan"), hi=float("nan"))
+    dirs = [Path(out_dir) / d for d in frame["run_dir"]] if out_dir is not None else []
+    if dirs and all((d / "predictions").is_dir() for d in dirs):
+        from bench.leaderboard.aggregate import table
+        from bench.leaderboard.collect import load_run_dir
+
+        rho_of = {(det, Path(d).name): rho for det, d, rho in zip(frame["detector"], frame["run_dir"], frame["rho"])}
+        tb = table([load_run_dir(d, allow_partial=True) for d in dirs])
+        for e in tb.data["entries"] + tb.data["unranked"]:
+            at = (out["detector"] == e["detector"]) & (out["rho"] == rho_of[e["detector"], e["run_ids"][0]])
+            out.loc[at, ["lo", "hi"]] = e["primary"]["lo"], e["primary"]["hi"]
+    return out
+
+
 def _row(results: dict, detector: str, rho: float, primary: str, status: str) -> dict[str, Any]:
     from bench.metrics import is_count
 
     metric, _, target = primary.partition("@")
     table = results["groups"] if target in results["groups"] else results["metrics"]
-    row: dict[str, Any] = {"detector": detector, "rho": rho,
+    row: dict[str, Any] = {"detector": detector, "rho": rho, "seed": results["seed"],
                            "val_auc": results["selection"].get("val", {}).get("auc", float("nan")),
                            "primary": table.get(target, {}).get(metric, float("nan"))}
     for block in ("metrics", "groups"):
@@ -156,10 +184,10 @@ def _row(results: dict, detector: str, rho: float, primary: str, status: str) ->
     return {**row, "status": status, "run_dir": results["run_dir"]}
 
 
-def sweep_grid(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[Any], seed: int = 0,
+def sweep_grid(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[Any], seeds: Sequence[int] = (0,),
                data_root: str | Path | None = None, overrides: dict[str, Any] | None = None, opts: Any = None,
                limit: int | None = None, executor: Any = None):
-    """The sweep as a grid definition: ``detectors`` × ``rho`` axis × one seed (``overrides`` for every cell)."""
+    """The sweep as a grid definition: ``detectors`` × ``rho`` axis × ``seeds`` (``overrides`` for every cell)."""
     from bench.grid import Grid, RunSettings, parse_grid
     from bench.plugin.registry import import_plugins
     from bench.protocol import load_protocol
@@ -174,7 +202,7 @@ def sweep_grid(protocol: str | Path, detectors: Sequence[str], rhos: str | Seque
                       precision=opts.precision, workers=str(opts.workers), threads=opts.threads, decode=opts.decode,
                       cache=opts.cache, skip_bad_images=opts.skip_bad_images, cpu=opts.cpu, limit=limit,
                       max_steps=opts.max_steps)
-    definition = Grid(name="sweep", protocols=[str(protocol)], detectors=list(detectors), seeds=[seed],
+    definition = Grid(name="sweep", protocols=[str(protocol)], detectors=list(detectors), seeds=list(seeds),
                       settings=overrides, overrides={"rho": radii}, run=run,
                       partial=limit is not None or opts.max_steps is not None)
     data = definition.model_dump(mode="json")
@@ -185,8 +213,13 @@ def sweep_grid(protocol: str | Path, detectors: Sequence[str], rhos: str | Seque
 
 def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[Any], out_dir: str | Path,
           seed: int = 0, data_root: str | Path | None = None, overrides: dict[str, Any] | None = None,
-          opts: Any = None, limit: int | None = None, executor: Any = None) -> pd.DataFrame:
-    """Train each detector at each SAM radius (a grid), then write ``sweep.csv``, ``sweep.png`` and ``cor.json``.
+          opts: Any = None, limit: int | None = None, executor: Any = None,
+          seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Train each detector at each SAM radius and seed (a grid), then write ``sweep.csv``, ``points.csv``,
+    ``sweep.png`` and ``cor.json``.
+
+    ``seeds`` (default: ``[seed]``): every radius is trained once per seed; ``points.csv`` and the figure
+    show the mean over seeds with its seed range and its 95% interval over test images (:func:`points`).
 
     ``rhos``: radii as ``"0,0.01,0.05"`` or a sequence (validated before any run). ``overrides``
     apply to every run (they must not set ``rho``); ``opts`` are :class:`bench.run.runner.RunnerOptions`
@@ -202,7 +235,8 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
     from bench.grid import GridDir, GridError, issue, plan_grid
     from bench.grid.collect import results
 
-    plan = plan_grid(sweep_grid(protocol, detectors, rhos, seed, data_root, overrides, opts, limit, executor))
+    seeds = list(dict.fromkeys(seeds if seeds is not None else [seed]))
+    plan = plan_grid(sweep_grid(protocol, detectors, rhos, seeds, data_root, overrides, opts, limit, executor))
     out_dir = Path(out_dir)
     gdir = GridDir(out_dir)
     outcome = issue(plan, gdir, say=_say)
@@ -225,8 +259,11 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
     summary = cor_summary(frame)
     protocol_info = found[plan.cells[0].id]["protocol"]
     (out_dir / "cor.json").write_text(json.dumps({"protocol": protocol_info["name"], "primary": protocol_info["primary"],
-                                                  "seed": seed, "detectors": summary}, indent=2) + "\n")
+                                                  "seeds": seeds, "detectors": summary}, indent=2) + "\n")
     frame.to_csv(out_dir / "sweep.csv", index=False, float_format="%.6g")
-    plot_sweep(frame, out_dir / "sweep.png", protocol_info["primary"], summary,
-               title=f"{protocol_info['name']}: SAM radius sweep (seed {seed})")
+    drawn = points(frame, gdir.root)
+    drawn.to_csv(out_dir / "points.csv", index=False, float_format="%.6g")
+    plot_sweep(drawn, out_dir / "sweep.png", protocol_info["primary"], summary,
+               title=f"{protocol_info['name']}: SAM radius sweep, seed{'s' if len(seeds) > 1 else ''} "
+                     f"{', '.join(map(str, seeds))}")
     return frame

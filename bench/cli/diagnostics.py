@@ -14,7 +14,7 @@ EXAMPLES = {
     "diagnose": "bench diagnose gsnr --protocol synthetic_universal --detector sam --detector corit --out gsnr\n"
                 "  bench diagnose gsnr --protocol synthetic_universal --run runs/synthetic_universal/sam/RUN --out gsnr",
     "sweep": "bench sweep --protocol synthetic_universal --detector sam --detector corit "
-             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --out sweep\n"
+             "--rho 0,0.01,0.02,0.05,0.1,0.2,0.5,1 --seeds 0,1,2 --out sweep\n"
              "  bench sweep --protocol synthetic_universal --detector corit --rho 0,0.05,0.5 --out sweep "
              "--executor slurm --partition gpu --time-limit 120 --gpus-per-cell 1",
 }
@@ -42,6 +42,7 @@ def add(command) -> None:
     sweep.add_argument("--out", default="sweep", help="the sweep's grid directory (re-running reuses finished radii "
                        "and resumes interrupted ones)")
     sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--seeds", help="comma-separated seeds, one run per radius and seed (overrides --seed)")
     sweep.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--data-root")
     sweep.add_argument("--batch-size", type=int, default=64)
@@ -72,9 +73,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from bench.plugin.factory import parse_overrides
     from bench.run.runner import RunnerOptions
 
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2.") from None
     table = sweep(args.protocol, args.detector, args.rho, Path(args.out), seed=args.seed, data_root=args.data_root,
                   overrides=parse_overrides(args.override),
                   opts=RunnerOptions(batch_size=args.batch_size, threads=args.threads), limit=args.limit,
-                  executor=executor_from_args(args))
+                  executor=executor_from_args(args), seeds=seeds)
     print(format_cor_table(cor_summary(table)))
-    print(f"wrote {Path(args.out) / 'sweep.csv'}, sweep.png and cor.json")
+    print(f"wrote {Path(args.out) / 'sweep.csv'}, points.csv, sweep.png and cor.json")

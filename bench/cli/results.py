@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from tabulate import tabulate
@@ -13,8 +14,9 @@ EXAMPLES = {
     "leaderboard": "bench leaderboard submit runs/synthetic_universal/clip_linear/20261125-120000-s0\n"
                    "  bench leaderboard build --readme README.md --html site\n"
                    "  bench leaderboard export --out results.csv",
-    "report": "bench report runs/synthetic_universal/sam/20261125-120000-s0\n"
-              "  bench report runs/my_protocol/my_detector/RUN --out my_report",
+    "report": "bench report runs/synthetic_cross_domain/mine/20261125-120000-s0\n"
+              "  bench report runs/synthetic_cross_domain/mine/*-s0 runs/synthetic_cross_domain/mine/*-s1\n"
+              "  bench report runs/my_protocol/my_detector/RUN --against none --out my_report",
     "reproduce": "bench reproduce leaderboard/results/synthetic_universal/sam/20261130-120000-s0.json\n"
                  "  bench reproduce runs/synthetic_universal/sam/20261130-120000-s0 --tolerance 0.005",
     "cache": "bench cache info\n  bench cache clear --older-than 30\n  BENCH_CACHE=/scratch/bench-cache bench cache info",
@@ -46,10 +48,13 @@ def add(command) -> None:
     export.add_argument("--out", required=True, help="output file ending in .csv, .csv.gz or .parquet")
     board.set_defaults(handler=cmd_leaderboard)
 
-    report = command("report", EXAMPLES["report"], "Tables and pictures of one run (markdown + PNG), for an "
-                                                   "unpublished run.")
-    report.add_argument("run_dir", help="a finished run directory (partial runs are accepted and marked)")
-    report.add_argument("--out", help="output directory (default RUN_DIR/report)")
+    report = command("report", EXAMPLES["report"], "Place unpublished runs among the leaderboard's rows of their "
+                                                   "protocol (markdown + PNG): intervals, rank intervals, paired tests.")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="finished run directories; several seeds of one detector form one row")
+    report.add_argument("--against", default="leaderboard", metavar="leaderboard|none|DIR",
+                        help="the leaderboard directory to compare with (default: ./leaderboard), or none")
+    report.add_argument("--out", help="output directory (default FIRST_RUN_DIR/report)")
     report.set_defaults(handler=cmd_report)
 
     again = command("reproduce", EXAMPLES["reproduce"],
@@ -71,35 +76,29 @@ def add(command) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    """Submit a run or build the markdown pages."""
+    """Submit a run, export the results, or build the pages (and the site with --html); say how long a build took."""
     from bench import leaderboard
 
     if args.board_command == "submit":
-        path = leaderboard.submit(Path(args.run_dir), Path(args.leaderboard_dir))
-        print(f"submitted {path}")
-    elif args.board_command == "export":
+        print(f"submitted {leaderboard.submit(Path(args.run_dir), Path(args.leaderboard_dir))}")
+        return
+    if args.board_command == "export":
         print(f"wrote {leaderboard.export(Path(args.leaderboard_dir), Path(args.out))}")
-    elif getattr(args, "html", None):
-        _board_build_html(args)
-    else:
-        for path in leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None):
-            print(f"wrote {path}")
-
-
-def _board_build_html(args: argparse.Namespace) -> None:
-    """``bench leaderboard build --html DIR``: the pages, figures and the static site."""
-    from bench import leaderboard
-
-    written = leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None,
-                                html=Path(args.html))
-    print(f"wrote {len(written)} files; open {Path(args.html) / 'index.html'}")
+        return
+    start, html = time.perf_counter(), Path(args.html) if args.html else None
+    written = leaderboard.build(Path(args.leaderboard_dir), Path(args.readme) if args.readme else None, html=html)
+    if html is None:
+        print("\n".join(f"wrote {path}" for path in written))
+    site = f"; open {html / 'index.html'}" if html is not None else ""
+    print(f"built {len(written)} files in {time.perf_counter() - start:.1f} s{site}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    """Write report.md and its pictures for one run."""
+    """Write report.md and its pictures for unpublished runs, placed among the leaderboard's rows."""
     from bench.leaderboard import report
 
-    written = report(Path(args.run_dir), Path(args.out) if args.out else None)
+    written = report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None,
+                     None if args.against == "none" else Path(args.against))
     print(f"wrote {written[0]} and {len(written) - 1} pictures")
 
 

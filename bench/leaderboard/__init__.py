@@ -1,4 +1,4 @@
-"""Leaderboards from stored results: submit, aggregate with intervals and ties, pages, figures, site, data.
+"""Leaderboards from stored results: submit, aggregate with intervals and rank intervals, pages, figures, site, data.
 
 Layout under the leaderboard directory (``leaderboard/`` in the repository)::
 
@@ -9,8 +9,10 @@ Layout under the leaderboard directory (``leaderboard/`` in the repository)::
     index.json                                                  generated tables as data
 
 Public API: :func:`submit`, :func:`build`, :func:`render`, :func:`check_fresh`, :func:`report`,
-:func:`read_runs`, :func:`read_predictions`, :func:`export`. Nothing in this package imports torch
-(a test checks it), so pages build on any machine with the light dependencies.
+:func:`read_runs`, :func:`read_predictions`, :func:`export`. Every statistic (resampling, intervals,
+Monte Carlo errors, paired tests, Holm, rank intervals) comes from :mod:`bench.leaderboard.stats`;
+tables, figures and the site only format it. Nothing in this package imports torch (a test checks
+it), so pages build on any machine with the light dependencies.
 """
 
 from bench.leaderboard.build import build, check_fresh, render

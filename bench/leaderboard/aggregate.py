@@ -1,54 +1,66 @@
-"""Runs → tables: one per protocol version, rows per detector config, cells with intervals, tie marks.
+"""Runs → tables: one per protocol version, rows per detector config, cells with intervals, ranks with intervals.
 
 A row is (detector, config sha256, how the runs were made) over its seeds (each seed once). Its cells
-hold the mean over seeds of the stored metrics, the sample std over seeds, and a 95% interval from a
-two-level bootstrap when every seed has stored predictions (see :mod:`bench.leaderboard.resample`
-and :func:`bench.leaderboard.stats.pool_seeds`). Rows trained under the protocol with nothing
-skipped are ranked; the others are listed apart, with their reasons.
+hold the mean over seeds (:mod:`bench.leaderboard.rows`); every statistic — intervals, Monte Carlo
+errors, paired tests, Holm, rank intervals, the rows that could be first — comes from
+:mod:`bench.leaderboard.stats` on the resamples of :class:`bench.leaderboard.resample.Resampler`.
+Rows trained under the protocol with nothing skipped are ranked; the others are listed apart.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from bench.leaderboard.collect import LeaderboardError, Run, overrides_in_words, row_kind
+from bench.data.distinct import distinct_counts, pixel_context, synthetic_sources
+from bench.leaderboard.collect import LeaderboardError, Run, row_kind
 from bench.leaderboard.consistency import read_predictions_file
 from bench.leaderboard.definitions import definition_of
-from bench.leaderboard.resample import bootstrap
-from bench.leaderboard.stats import ALPHA, LEVEL, RESAMPLES, SEED, interval, p_not_below, pool_seeds
-from bench.metrics import HIGHER_IS_BETTER, is_count
-from bench.run.results import portable_command
+from bench.leaderboard.resample import Resampler
+from bench.leaderboard.rows import cell, entry_base, provenance, seeds_in_order, stored_keys, stored_values
+from bench.leaderboard.stats import ALPHA, CELL_RESAMPLES, EPS, LEVEL, RESAMPLES, SEED, Ranking, rank
+from bench.metrics import DEPLOYMENT_METRICS, HIGHER_IS_BETTER
 
-_SEED_FLAGS = ("--seeds", "--seed", "--run-name")
+#: Metrics that depend on more than the test scores (a result that predates them cannot get them later).
+_NEEDS_RUN = {"acc_val_thr"}
 
 
 @dataclass
 class Table:
-    """One protocol version: its description, ranked and unranked rows, and what the pictures need."""
+    """One protocol version: its description, ranked and unranked rows, and what pictures and reports need."""
 
     data: dict[str, Any]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # Run.key -> predictions
     runs: dict[str, Run] = field(default_factory=dict)
     definition: dict[str, Any] | None = None
+    ranking: Ranking | None = None
+    replicates: dict[str, np.ndarray] = field(default_factory=dict)  # row id -> primary replicates
 
 
-def tables(runs: list[Run], resamples: int = RESAMPLES) -> dict[str, list[Table]]:
-    """``{protocol name: [Table per version, newest first]}``."""
+def tables(runs: list[Run], resamples: int = RESAMPLES, unpublished: set[str] | None = None) -> dict[str, list[Table]]:
+    """``{protocol name: [Table per version, newest first]}``; runs whose key is in ``unpublished`` are marked so."""
     by_version: dict[tuple[str, int], list[Run]] = {}
     for run in runs:
         by_version.setdefault((run.protocol["name"], run.protocol["version"]), []).append(run)
     out: dict[str, list[Table]] = {}
-    for (name, version), members in sorted(by_version.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
-        out.setdefault(name, []).append(_table(members, resamples))
+    with threadpool_limits(1):  # many small matrix products: BLAS threads would only wait for each other
+        for (name, version), members in sorted(by_version.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+            out.setdefault(name, []).append(table(members, resamples, unpublished or set()))
     return out
 
 
-def _table(members: list[Run], resamples: int) -> Table:
+def row_id(entry: dict[str, Any]) -> str:
+    """A row's key in a table: detector, config hash and how it was made (and whether it is published)."""
+    return "|".join([entry["detector"], entry["config_sha256"], entry["origin"]["kind"], *entry["origin"]["reasons"],
+                     "" if entry.get("published", True) else "unpublished"])
+
+
+def table(members: list[Run], resamples: int = RESAMPLES, unpublished: set[str] | None = None) -> Table:
+    """The table of one protocol version's runs."""
     first, proto = members[0], members[0].protocol
     for run in members[1:]:
         if run.protocol["sha256"] != proto["sha256"]:
@@ -63,149 +75,175 @@ def _table(members: list[Run], resamples: int) -> Table:
                                f"({', '.join(HIGHER_IS_BETTER)}).")
     definition = next((d for d in [definition_of(r.result) for r in members] if d), None)
     frames = {r.key: read_predictions_file(r.predictions, r.result) for r in members if r.predictions}
-    names = list(dict.fromkeys(proto.get("metrics") or [metric]))
-    reps, design = bootstrap(frames, list(proto["tests"]), names, definition, resamples)
-    rows: dict[tuple[str, str, str], list[Run]] = {}
+    names = list(dict.fromkeys([*(proto.get("metrics") or [metric]), *DEPLOYMENT_METRICS]))
+    sampler = Resampler(frames, list(proto["tests"]), definition, resamples)
+    grouped: dict[tuple, list[Run]] = {}
     for run in members:
-        rows.setdefault((run.detector["name"], run.detector["config_sha256"], row_kind(run.result)), []).append(run)
-    entries = [_entry(rs, proto, metric, target, reps) for _, rs in sorted(rows.items())]
+        mark = "unpublished" if run.key in (unpublished or set()) else ""
+        grouped.setdefault((run.detector["name"], run.detector["config_sha256"], row_kind(run.result), mark), []).append(run)
+    tb = Table({}, frames, {r.key: r for r in members}, definition)
+    entries = []
+    for (_, _, _, mark), runs in sorted(grouped.items()):
+        entry, replicates = _entry(seeds_in_order(runs), proto, names, (metric, target), sampler, frames, definition)
+        entry["published"] = not mark
+        if replicates is not None:
+            tb.replicates[row_id(entry)] = replicates
+        entries.append(entry)
     sign = -1.0 if HIGHER_IS_BETTER[metric] else 1.0
-    entries.sort(key=lambda e: (sign * e["primary"]["mean"], e["detector"], e["config_sha256"]))
+    entries.sort(key=lambda e: (sign * e["primary"]["mean"], e["detector"], e["config_sha256"], not e["published"]))
     ranked = [e for e in entries if e["origin"]["rankable"]]
-    for i, e in enumerate(ranked):  # equal means share a rank: 1, 2, 2, 4
-        tied = i > 0 and e["primary"]["mean"] == ranked[i - 1]["primary"]["mean"]
-        e["rank"] = ranked[i - 1]["rank"] if tied else i + 1
-    _mark_ties(ranked, HIGHER_IS_BETTER[metric])
-    for e in entries:
-        e.pop("_replicates")
+    tb.ranking = _rank(ranked, tb.replicates, HIGHER_IS_BETTER[metric])
     data = {k: proto[k] for k in ("name", "version", "sha256", "primary", "tests", "groups")}
     data.update(metric=metric, target=target, metrics=names, higher_is_better=HIGHER_IS_BETTER[metric])
-    data["bootstrap"] = {"resamples": resamples, "seed": SEED, "level": LEVEL, "alpha": ALPHA,
-                         "shared_real_pools": any(k.endswith("reals") for k in design.shared()),
-                         "shared_fake_pools": any(k.endswith("fakes") for k in design.shared()),
-                         "shared": design.shared(), "video_units": design.videos}
-    data["provenance"] = _provenance(members)
-    data["entries"] = [{"rank": e.pop("rank"), **e} for e in ranked]
+    shared = sampler.design.shared()
+    mc = [v.mc_error for v in tb.ranking.verdicts.values()] if tb.ranking else []
+    data["bootstrap"] = {"resamples": resamples, "cell_resamples": min(CELL_RESAMPLES, resamples), "seed": SEED,
+                         "level": LEVEL, "alpha": ALPHA,
+                         "seeds": "fixed", "multiplicity": "holm within each row's comparisons",
+                         "shared_real_pools": any(k.endswith("reals") for k in shared),
+                         "shared_fake_pools": any(k.endswith("fakes") for k in shared),
+                         "shared": shared, "video_units": sampler.design.videos,
+                         "mc_error_primary": max((e["primary"]["mc_error"] or 0.0 for e in entries), default=0.0),
+                         "mc_error_bounds": max((c["mc_error"] or 0.0 for e in entries for c in _cells(e)), default=0.0),
+                         "mc_error_p": round(max(mc, default=0.0), 5)}
+    data["pairs"] = _pairs(tb.ranking, {row_id(e): e for e in ranked})
+    data["provenance"] = provenance(members)
+    data["entries"] = ranked
     data["unranked"] = [e for e in entries if not e["origin"]["rankable"]]
-    return Table(data, frames, {r.key: r for r in members}, definition)
+    tb.data = data
+    return tb
 
 
-def _mark_ties(ranked: list[dict[str, Any]], higher: bool) -> None:
-    """Mark rows not significantly below the top row (paired one-sided bootstrap, α = ALPHA)."""
-    top = ranked[0]["_replicates"] if ranked else None
-    for i, e in enumerate(ranked):
-        if i == 0:
-            e["tied_for_first"], e["p_vs_top"] = True, None
-        elif top is None or e["_replicates"] is None:
-            e["tied_for_first"], e["p_vs_top"] = None, None  # not testable without predictions
-        else:
-            p = p_not_below(top, e["_replicates"], higher)
-            e["tied_for_first"], e["p_vs_top"] = p >= ALPHA, round(p, 4)
+def _pairs(ranking: Ranking | None, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every tested pair for index.json: a above b, a - b with its 95% interval, raw p, Holm p in each row's family."""
+    out = []
+    for p in ranking.pairs if ranking else []:
+        a, b = rows[p.a], rows[p.b]
+        out.append({"a": a["detector"], "a_config": a["config_sha256"][:12], "b": b["detector"],
+                    "b_config": b["config_sha256"][:12], "diff": round(p.diff, 5), "lo": round(p.lo, 4),
+                    "hi": round(p.hi, 4), "p": _p(p.p), "p_holm_a": _p(ranking.verdicts[p.a, p.b].p_holm),
+                    "p_holm_b": _p(ranking.verdicts[p.b, p.a].p_holm)})
+    return out
 
 
-def _entry(runs: list[Run], proto: dict[str, Any], metric: str, target: str,
-           reps: dict[str, Any]) -> dict[str, Any]:
-    """One row: one detector config (and origin) aggregated over its seeds."""
-    seeds: dict[Any, Run] = {}
-    for run in runs:
-        if run.result["seed"] in seeds:
-            raise LeaderboardError(
-                f"{seeds[run.result['seed']].path} and {run.path} are both seed {run.result['seed']} of "
-                f"{run.detector['name']}; a seed counts once, so remove one of them."
-            )
-        seeds[run.result["seed"]] = run
-    runs = [seeds[s] for s in sorted(seeds)]
-    run_reps = [reps.get(r.key) for r in runs]
-    boot = all(r is not None for r in run_reps)
-    det = runs[0].detector
-    key = (proto["name"], str(proto["version"]), det["name"], det["config_sha256"], runs[0].origin["kind"])
+def _cells(entry: dict[str, Any]):
+    for section in ("metrics", "groups"):
+        for values in entry[section].values():
+            yield from (c for c in values.values() if c)
+
+
+def _rank(ranked: list[dict[str, Any]], replicates: dict[str, np.ndarray], higher: bool) -> Ranking | None:
+    """Point ranks for every ranked row; rank intervals, p vs the top and marks for those with predictions."""
+    for i, e in enumerate(ranked):  # equal means share a rank: 1, 2, 2, 4
+        tied = i > 0 and abs(e["primary"]["mean"] - ranked[i - 1]["primary"]["mean"]) <= EPS
+        e["rank"] = ranked[i - 1]["rank"] if tied else i + 1
+    tested = {row_id(e): replicates[row_id(e)][1:] for e in ranked if row_id(e) in replicates}
+    out = rank(tested, {row_id(e): e["primary"]["mean"] for e in ranked}, higher) if tested else None
+    top = next((row_id(e) for e in ranked if row_id(e) in tested), None)
+    untested = len(ranked) - len(tested)
+    for e in ranked:
+        key = row_id(e)
+        if out is None or key not in tested:
+            e.update(rank_interval=None, could_be_first=None, p_vs_top=None, p_vs_top_holm=None, borderline=None)
+            continue
+        lo, hi = out.interval[key]
+        pair, verdict = (out.pair(top, key), out.verdicts[key, top]) if key != top else (None, None)
+        e.update(rank_interval=[lo, hi + untested], could_be_first=out.could_be_first[key],
+                 p_vs_top=_p(pair.p) if pair else None, p_vs_top_holm=_p(verdict.p_holm) if verdict else None,
+                 borderline=out.borderline[key])
+    return out
+
+
+def _p(value: float) -> float:
+    """A p-value for index.json: 3 significant digits (tiny ones stay tiny, never rounded to 0)."""
+    return float(f"{value:.3g}")
+
+
+def _entry(runs: list[Run], proto: dict[str, Any], names: list[str], primary: tuple[str, str], sampler: Resampler,
+           frames: dict[str, pd.DataFrame], definition: dict[str, Any] | None,
+           cell_resamples: int = CELL_RESAMPLES) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One row: one detector config (and origin) aggregated over its seeds; and its primary replicates.
+
+    The replicates are ``[1 + B]``: the observed mean over seeds, then one per resample.
+    """
     tests, groups = list(proto["tests"]), dict(proto["groups"])
+    boot = all(sampler.has(r.key, t) for r in runs for t in tests)
+    thresholds = [(r.result.get("threshold") or {}).get("value") for r in runs]
+    wanted = [m for m in names if m not in _NEEDS_RUN or all(t is not None for t in thresholds)]
+    reps: dict[str, dict[str, list[np.ndarray]]] = {t: {} for t in tests}  # test -> metric -> per seed
+    ranked = groups.get(primary[1], [primary[1]])  # the primary metric there gets every resample
+    if boot:
+        for run, threshold in zip(runs, thresholds):
+            for test in tests:
+                first = [primary[0]] if test in ranked else []
+                found = sampler.metrics(run.key, test, first, threshold) if first else {}
+                rest = [m for m in wanted if m not in found]
+                found.update(sampler.metrics(run.key, test, rest, threshold, min(cell_resamples, sampler.resamples)))
+                for m, values in found.items():
+                    reps[test].setdefault(m, []).append(values)
     cells: dict[str, dict[str, Any]] = {}
-    replicate_of: dict[tuple[str, str], np.ndarray] = {}
+    replicates = None
     for name in [*tests, *groups]:
-        source = "groups" if name in groups else "metrics"
-        values = [r.result[source].get(name, {}) for r in runs]
-        keys = dict.fromkeys(k for v in values for k in v if not is_count(k))
+        section, members = ("groups", groups[name]) if name in groups else ("metrics", [name])
         cells[name] = {}
+        keys = list(dict.fromkeys([*stored_keys(runs, section, name), *(reps[members[0]] if boot else [])]))
         for k in keys:
-            numbers = [float(v[k]) for v in values if k in v]
-            if not all(np.isfinite(numbers)):
-                bad = next(r for r, v in zip(runs, values) if k in v and not np.isfinite(float(v[k])))
-                raise LeaderboardError(f"{bad.path} has a non-finite {k} for {name}; a table never shows NaN, "
-                                       "so rerun that run with the current bench.")
-            stat = _stat(numbers)
+            per_seed = None
+            if boot and all(k in reps[m] for m in members):
+                width = min(len(v) for m in members for v in reps[m][k])  # fewer resamples where a member has fewer
+                per_seed = np.mean([np.stack([v[:width] for v in reps[m][k]]) for m in members], axis=0)
+            stored = stored_values(runs, section, name, k)
+            if stored is None and per_seed is None:
+                continue
+            values, origin = (stored, "stored") if stored is not None else (per_seed[:, 0].tolist(), "predictions")
+            mean_reps = per_seed[:, 1:].mean(axis=0) if per_seed is not None else None
+            cells[name][k] = cell(values, mean_reps, origin)
+            if (name, k) == (primary[1], primary[0]) and per_seed is not None:
+                replicates = per_seed.mean(axis=0)
+        for k in names:
+            cells[name].setdefault(k, None)  # "not recorded": the results predate the metric
+    if cells[primary[1]].get(primary[0]) is None:
+        raise LeaderboardError(f"{runs[0].path} has no {primary[0]} for {primary[1]}; rerun it with this protocol.")
+    return {
+        **entry_base(runs), "intervals": "bootstrap" if boot else "none",
+        "deterministic": _deterministic(runs, frames) if boot else None,
+        "n": _counts(runs, tests, groups, frames if boot else {}, definition, sampler),
+        "primary": cells[primary[1]][primary[0]], "groups": {g: cells[g] for g in groups},
+        "metrics": {t: cells[t] for t in tests},
+    }, replicates
+
+
+def _deterministic(runs: list[Run], frames: dict[str, pd.DataFrame]) -> bool | None:
+    """Whether every seed gave the same score to every image (None with one seed)."""
+    if len(runs) < 2:
+        return None
+    scores = [frames[r.key].sort_values(["test_set", "index"])["score"].to_numpy(dtype=float) for r in runs]
+    return all(len(s) == len(scores[0]) and np.array_equal(s, scores[0], equal_nan=True) for s in scores[1:])
+
+
+def _counts(runs: list[Run], tests: list[str], groups: dict[str, list[str]], frames: dict[str, pd.DataFrame],
+            definition: dict[str, Any] | None, sampler: Resampler) -> dict[str, dict[str, int] | None]:
+    """Distinct images per class (and videos, and resampled units) of every test set and group.
+
+    From the first seed's predictions (every seed scores the same images); without predictions,
+    from the stored counts, where a group's are distinct only from results schema 3 on.
+    """
+    out: dict[str, dict[str, int] | None] = {}
+    specs = (definition or {}).get("test") or {}
+    if frames:
+        frame = frames[runs[0].key]
+        frame = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
+        parts = {t: (p, pixel_context(specs.get(t))) for t, p in frame.groupby("test_set", sort=False)}
+        synthetic = synthetic_sources((definition or {}).get("sources"))
+        for name in [*tests, *groups]:
             members = groups.get(name, [name])
-            if boot and all(k in v for v in values) and all(k in rr.get(m, {}) for rr in run_reps for m in members):
-                per_seed = np.stack([np.mean([rr[m][k] for m in members], axis=0) for rr in run_reps])
-                pooled = pool_seeds(per_seed, *key, name, k)
-                replicate_of[name, k] = pooled
-                stat["lo"], stat["hi"] = (round(x, 4) for x in interval(pooled))
-            cells[name][k] = stat
-    primary = cells[target].get(metric)
-    if primary is None:
-        raise LeaderboardError(f"{runs[0].path} has no {metric} for {target}; rerun it with this protocol.")
-    origin = runs[0].origin
-    return {
-        "detector": det["name"], "config_sha256": det["config_sha256"], "version": det.get("version"),
-        "distribution": det.get("distribution"), "overrides": runs[0].overrides,
-        "overrides_text": overrides_in_words(runs[0].overrides),
-        "params_trainable": det["params_trainable"], "params_total": det.get("params_total"),
-        "seeds": sorted(seeds), "run_ids": [r.result["run_id"] for r in runs],
-        "origin": {"kind": origin["kind"], "rankable": origin["rankable"], "reasons": origin["reasons"]},
-        "intervals": "bootstrap" if boot else "none",
-        "code": sorted({_code(r.result.get("env") or {}) for r in runs}),
-        "command": reproduce_command(runs),
-        "primary": primary, "groups": {g: cells[g] for g in groups}, "metrics": {t: cells[t] for t in tests},
-        "_replicates": replicate_of.get((target, metric)),
-    }
-
-
-def _stat(values: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
-            "n": len(values), "lo": None, "hi": None}
-
-
-def _code(env: dict[str, Any]) -> str:
-    dirty = " (dirty)" if env.get("git_dirty") else ""
-    return f"git {env.get('git_sha') or 'unknown'}{dirty}, bench {env.get('bench') or 'unknown'}"
-
-
-def reproduce_command(runs: list[Run]) -> str:
-    """The command that reruns a row: its runs' own command with every seed, after installing a plugin."""
-    commands: dict[str, list[int]] = {}
-    for run in runs:
-        words, skip = [], False
-        for word in portable_command(str(run.result.get("command") or "")).split():
-            if skip:
-                skip = False
-            elif word in _SEED_FLAGS or word == "--all-seeds":
-                skip = word != "--all-seeds"
-            elif not word.startswith(tuple(f"{f}=" for f in _SEED_FLAGS)):
-                words.append(word)
-        commands.setdefault(" ".join(words), []).append(run.result["seed"])
-    parts = [f"{cmd} --seeds {','.join(map(str, seeds))}" for cmd, seeds in commands.items()]
-    dist = str(runs[0].detector.get("distribution") or "")
-    name, _, version = dist.rpartition(" ")
-    install = f"pip install '{name}=={version}' && " if name and name != "forgery-bench" else ""
-    return install + " && ".join(parts)
-
-
-def _provenance(members: list[Run]) -> dict[str, Any]:
-    envs = [r.result.get("env") or {} for r in members]
-    dates = sorted(str((r.result.get("timing") or {}).get("started_at") or "")[:10] for r in members)
-    cpus = set()
-    for env in envs:
-        cpu = env.get("cpu")
-        if isinstance(cpu, dict):
-            cpu = cpu.get("model") or cpu.get("name")
-        if cpu:
-            cpus.add(str(cpu))
-    return {
-        "files": len(members),
-        "with_predictions": sum(r.predictions is not None for r in members),
-        "git_shas": sorted({f"{e.get('git_sha')}{' (dirty)' if e.get('git_dirty') else ''}" for e in envs}),
-        "bench_versions": sorted({str(e.get("bench")) for e in envs}),
-        "devices": sorted({f"{e.get('device')} ×{e.get('num_processes') or 1}" for e in envs}),
-        "cpus": sorted(cpus),
-        "dates": [d for d in (dates[0], dates[-1]) if d],
-    }
+            counts = distinct_counts([parts[m] for m in members if m in parts], synthetic)
+            units = sampler.design.unit_counts(members)
+            out[name] = {**counts, "real_units": units["real"], "fake_units": units["fake"]}
+        return out
+    result = runs[0].result
+    for name in [*tests, *groups]:
+        stored = (result["groups"] if name in groups else result["metrics"]).get(name) or {}
+        honest = name not in groups or int(result["schema_version"]) >= 3
+        out[name] = {k: int(v) for k, v in stored.items() if k in ("n_real", "n_fake", "n_videos")} if honest else None
+    return out

@@ -17,7 +17,7 @@ from bench.leaderboard.collect import load_dir
 from bench.leaderboard.figures import Figure, figures
 from bench.leaderboard.tables import page, readme_block
 
-INDEX_SCHEMA = 2
+INDEX_SCHEMA = 3
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Reading stored results: one validated :class:`Run` per result file, how it was made, its predictions.
 
-Result files are ``results.json`` of schema 1, 2 or 3 (see ``bench/run/results.py``). Schema 2 records how a
-run was made in ``origin``; for schema 1 it is derived here from ``runner`` and ``skipped_images``.
+Result files are ``results.json`` of schema 1, 2 or 3 (see ``bench/run/results.py``). Schema 2 records how
+a run was made in ``origin``; for schema 1 it is derived here from ``runner`` and ``skipped_images``. Schema 3
+adds the validation threshold, the deployment metrics, ``cost`` and distinct group counts.
 Nothing here imports torch.
 """
 

@@ -2,7 +2,9 @@
 
 A predictions file is trusted for intervals only when it is the one its results were computed from:
 its ``seed``/``run_id`` columns (when present) name the run, every test set has the stored class
-counts, and :func:`bench.metrics.compute_metrics` on its scores gives every stored metric again.
+counts, and its scores give every stored metric again (computed by the leaderboard's
+:func:`bench.leaderboard.weighted.weighted_metrics` at unit weights, which equals
+:func:`bench.metrics.compute_metrics`, a test checks it, at a fraction of the cost).
 Runs write scores with 6 significant digits (``%.6g``), so a recomputed metric may differ from the
 stored one by float rounding (relative :data:`REL_TOL`) and by what that rounding can do to the
 ranking: it never reorders two images, but it can tie a real and a fake (and, for ``video_auc``,
@@ -24,7 +26,8 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.leaderboard.collect import LeaderboardError, run_predictions_text
-from bench.metrics import METRIC_NAMES, compute_metrics, is_count
+from bench.leaderboard.weighted import weighted_metrics
+from bench.metrics import METRIC_NAMES, check_two_classes, is_count
 
 #: Relative tolerance of a recomputed metric (float summation order), before rounding ties are allowed for.
 REL_TOL = 1e-6
@@ -74,8 +77,9 @@ def check_predictions(frame: pd.DataFrame, result: dict[str, Any], where: Path |
                 f"{where} has {counts[0]} real and {counts[1]} fake scores for {test}, but its results have "
                 f"{stored.get('n_real')} and {stored.get('n_fake')}; the file belongs to another run."
             )
+    threshold = (result.get("threshold") or {}).get("value")  # schema 3: chosen on validation
     for test, part in kept.groupby("test_set", sort=False):
-        _check_metrics(part, result["metrics"][test], f"{where}", str(test))
+        _check_metrics(part, result["metrics"][test], f"{where}", str(test), threshold)
 
 
 def _check_run_columns(frame: pd.DataFrame, result: dict[str, Any], where: Path | str) -> None:
@@ -92,15 +96,26 @@ def _check_run_columns(frame: pd.DataFrame, result: dict[str, Any], where: Path 
                                    "predictions/ folder.")
 
 
-def _check_metrics(part: pd.DataFrame, stored: dict[str, Any], where: str, test: str) -> None:
+def _check_metrics(part: pd.DataFrame, stored: dict[str, Any], where: str, test: str,
+                   threshold: float | None = None) -> None:
     names = [m for m in METRIC_NAMES if m in stored]
     labels, scores = part["label"].to_numpy(), part["score"].to_numpy(dtype=float)
     videos = (part["source"].astype(str) + ":" + part["group"].astype(str)).to_numpy()
     try:
-        got = compute_metrics(labels, scores, names, groups=videos, where=f"{where} ({test})")
+        check_two_classes(labels, f"{where} ({test})")
     except BenchError as err:
         raise LeaderboardError(f"{where}: the scores of {test} give no metrics ({err}); restore the file "
                                "from its run.") from None
+    if "acc_val_thr" in names and threshold is None:
+        raise LeaderboardError(f"{where}: its results store acc_val_thr for {test} but no validation threshold "
+                               "(threshold.value); restore the results file from its run.")
+    # The leaderboard's metrics at unit weights: equal to bench.metrics (tested), without its per-call overhead.
+    ones = np.ones((1, len(scores)), dtype=np.int32)
+    got = {k: float(v[0]) for k, v in weighted_metrics(scores, labels, ones, names, videos=videos,
+                                                         val_threshold=threshold).items()}
+    got.update(n_real=int(np.count_nonzero(labels == 0)), n_fake=int(np.count_nonzero(labels == 1)))
+    if "video_auc" in names:
+        got["n_videos"] = len(np.unique(videos))
     slack: dict[str, float] = {}
     for key, value in got.items():
         if key not in stored:

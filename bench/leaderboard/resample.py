@@ -1,19 +1,17 @@
-"""The bootstrap design of a protocol: which images are resampled together, and the replicates of each run.
+"""The bootstrap design of a protocol version: which images are resampled together, and each run's replicates.
 
 A replicate draws, with replacement, the *units* of every *stratum*; an image's weight is its
 unit's count. Strata keep reals and fakes apart (so the class counts stay fixed) and are shared
 by test sets that read the same images, so a group mean sees the correlation those images cause:
 
-- ``synthetic`` sources (``bench/data/sources/synthetic.py``): ids are ``split/subset/label/index`` and the
-  k-th image of a split and label starts from the same crop in every subset (the k-th real is the
-  same crop in every domain; the k-th fake shares its base crop across generators and is the same
-  image for one generator in every domain). The unit is (source, split, label, index), so every
-  test set of a split draws the same counts per index, for reals and for fakes.
+- ``synthetic`` sources: the unit is (source, split, label, index) (:func:`bench.data.distinct.unit_keys`),
+  so every test set of a split draws the same counts per index, for reals and for fakes.
 - Paired test sets of other sources with the same ``real`` split (and test-level ``perturb``)
   draw their reals together; their fakes, and every other test set, are strata of their own.
 
 Elsewhere the unit is the ``group`` column: an image, or a whole video for frame datasets. Without
-a protocol definition every test set is its own stratum per class.
+a protocol definition every test set is its own stratum per class. Replicate 0 of every run is the
+observed test set (every unit once); replicates 1..B are the resamples.
 """
 
 from __future__ import annotations
@@ -25,17 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.leaderboard.stats import RESAMPLES, resample_counts, weighted_metrics
+from bench.data.distinct import synthetic_rows, synthetic_sources, unit_keys
+from bench.leaderboard.stats import RESAMPLES, resample_counts
+from bench.leaderboard.weighted import unit_major_metrics
 
-Replicates = dict[str, dict[str, np.ndarray]]  # test set -> metric -> [B]
-_CELLS = 2_000_000  # resamples x rows per block: bounds memory on frame datasets with 100k rows
+_CELLS = 4_000_000  # resamples x images per block: bounds memory on frame datasets with 100k rows
 _CLASS = {0: "real", 1: "fake"}
-
-
-def synthetic_sources(definition: dict[str, Any] | None) -> set[str]:
-    """Names of the definition's sources of type ``synthetic`` (their ids carry split, label and index)."""
-    sources = (definition or {}).get("sources") or {}
-    return {name for name, spec in sources.items() if isinstance(spec, dict) and spec.get("type") == "synthetic"}
 
 
 def real_pools(definition: dict[str, Any] | None, tests: list[str]) -> dict[str, str]:
@@ -50,24 +43,20 @@ def real_pools(definition: dict[str, Any] | None, tests: list[str]) -> dict[str,
 
 def strata(frame: pd.DataFrame, test: str, definition: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
     """``(stratum, unit)`` of every row of one test set's predictions (``source, id, group, label``)."""
-    synthetic = synthetic_sources(definition)
+    synthetic = synthetic_sources((definition or {}).get("sources"))
+    unit = unit_keys(frame, synthetic)
+    labels = frame["label"].astype(int).to_numpy()
+    split = frame["id"].astype(str).str.partition("/")[0].to_numpy(dtype=object)
+    mine = synthetic_rows(frame, synthetic)
     pool = real_pools(definition, [test])[test]
-    sources = frame["source"].astype(str).tolist()
-    ids, groups = frame["id"].astype(str).tolist(), frame["group"].astype(str).tolist()
-    names: dict[tuple, str] = {}  # stratum names, made once each
-    stratum, unit = [], []
-    for source, item, group, label in zip(sources, ids, groups, frame["label"].astype(int).tolist()):
-        parts = item.split("/") if source in synthetic else []
-        if len(parts) == 4 and parts[2] == str(label):  # split / subset / label / index
-            key = (_CLASS[label], "synthetic", source, parts[0])
-            unit.append(f"{source}:{parts[0]}/{parts[2]}/{parts[3]}")
-        else:
-            key = ("real", pool) if label == 0 else ("fake", test)
-            unit.append(f"{source}:{group}")
+    names: dict[tuple, str] = {}
+    stratum = []
+    for source, part, label, synth in zip(frame["source"].astype(str), split, labels, mine):
+        key = (_CLASS[label], "synthetic", source, part) if synth else ("real", pool) if label == 0 else ("fake", test)
         if key not in names:
             names[key] = json.dumps(list(key))
         stratum.append(names[key])
-    return np.array(stratum), np.array(unit)
+    return np.array(stratum), unit
 
 
 def _synthetic(stratum: str) -> bool:
@@ -92,54 +81,87 @@ class Design:
                 found.add(f"synthetic {key[0]}s" if _synthetic(name) else f"paired {key[0]}s")
         return sorted(found)
 
+    def unit_counts(self, tests: list[str]) -> dict[str, int]:
+        """``{"real": units, "fake": units}`` drawn by the strata of ``tests`` (what a resample draws)."""
+        out = {"real": 0, "fake": 0}
+        for name, members in self.tests.items():
+            if members & set(tests):
+                out[json.loads(name)[0]] += len(self.units[name])
+        return out
 
-def replicates(frames: dict[str, pd.DataFrame], tests: list[str], metrics: list[str],
-               definition: dict[str, Any] | None, resamples: int = RESAMPLES) -> dict[str, Replicates]:
-    """Bootstrap replicates ``{run key: {test: {metric: [B]}}}`` of runs of one protocol version."""
-    return bootstrap(frames, tests, metrics, definition, resamples)[0]
+
+@dataclass
+class _Part:
+    scores: np.ndarray
+    fake: np.ndarray
+    videos: np.ndarray
+    columns: np.ndarray
+    strata: tuple[str, ...]
 
 
-def bootstrap(frames: dict[str, pd.DataFrame], tests: list[str], metrics: list[str],
-              definition: dict[str, Any] | None, resamples: int = RESAMPLES) -> tuple[dict[str, Replicates], Design]:
-    """:func:`replicates` and the :class:`Design` they were drawn with.
+class Resampler:
+    """Replicates of any run's metrics on one test set, every run on the same resamples.
 
     ``frames`` maps a run's key to its combined predictions (``test_set`` column); rows without a
     finite score (images skipped by that run) are left out. The counts depend only on the strata's
     units, so every run (and every detector) is scored on the same resamples: that pairing is what
-    the tie test needs. Counts are drawn once per stratum from a generator keyed by its name.
+    the comparisons need. Counts are drawn once per stratum from a generator keyed by its name.
     """
-    design = Design()
-    parts: dict[tuple[str, str], pd.DataFrame] = {}
-    for run_id, frame in frames.items():
-        frame = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
-        for test, part in frame.groupby("test_set", sort=False):
-            if test not in tests:
-                continue
-            stratum, unit = strata(part, str(test), definition)
-            parts[run_id, test] = part.assign(stratum=stratum, unit=unit, label=part["label"].astype(int))
-            plain = ~np.isin(stratum, [s for s in set(stratum) if _synthetic(s)])
-            design.videos |= bool(pd.Series(unit[plain]).duplicated().any())
-            for s, u in zip(stratum, unit):
-                design.units.setdefault(s, set()).add(u)
-            for s in set(stratum):
-                design.tests.setdefault(s, set()).add(test)
-    order = {s: np.array(sorted(u)) for s, u in design.units.items()}
-    counts = {s: resample_counts(len(u), resamples, *json.loads(s)) for s, u in order.items()}
-    joint: dict[str, tuple[np.ndarray, dict[str, int]]] = {}  # per test: its strata side by side, offsets
-    out: dict[str, Replicates] = {run_id: {} for run_id in frames}
-    for (run_id, test), part in parts.items():
-        if test not in joint:
-            mine = sorted(s for s, t in design.tests.items() if test in t)
-            offsets = dict(zip(mine, np.cumsum([0] + [len(order[s]) for s in mine[:-1]]).tolist()))
-            joint[test] = np.hstack([counts[s] for s in mine]), offsets
-        weights, offsets = joint[test]
+
+    def __init__(self, frames: dict[str, pd.DataFrame], tests: list[str], definition: dict[str, Any] | None,
+                 resamples: int = RESAMPLES):
+        self.resamples, self.design = resamples, Design()
+        found: dict[tuple[str, str], tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
+        for run_id, frame in frames.items():
+            frame = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
+            for test, part in frame.groupby("test_set", sort=False):
+                if test not in tests:
+                    continue
+                stratum, unit = strata(part, str(test), definition)
+                found[run_id, str(test)] = part, stratum, unit
+                plain = ~np.isin(stratum, [s for s in set(stratum) if _synthetic(s)])
+                self.design.videos |= bool(pd.Series(unit[plain]).duplicated().any())
+                for s, u in zip(stratum, unit):
+                    self.design.units.setdefault(s, set()).add(u)
+                for s in set(stratum):
+                    self.design.tests.setdefault(s, set()).add(str(test))
+        self._order = {s: np.array(sorted(u)) for s, u in self.design.units.items()}
+        self._counts: dict[str, np.ndarray] = {}
+        self._joint: dict[tuple[str, ...], tuple[np.ndarray, dict[str, int]]] = {}
+        self._parts = {key: self._part(*value) for key, value in found.items()}
+
+    def _part(self, part: pd.DataFrame, stratum: np.ndarray, unit: np.ndarray) -> _Part:
+        mine = tuple(sorted(set(stratum)))
+        offsets = dict(zip(mine, np.cumsum([0] + [len(self._order[s]) for s in mine[:-1]]).tolist()))
         columns = np.empty(len(part), dtype=np.int64)
-        for s, rows in part.groupby("stratum", sort=False).indices.items():
-            columns[rows] = offsets[s] + np.searchsorted(order[s], part["unit"].to_numpy()[rows])
+        for s, rows in pd.Series(stratum).groupby(stratum, sort=False).indices.items():
+            columns[rows] = offsets[s] + np.searchsorted(self._order[s], unit[rows])
         videos = pd.factorize(part["source"].astype(str) + ":" + part["group"].astype(str))[0]
-        scores, fake = part["score"].to_numpy(dtype=float), part["label"].to_numpy() == 1
-        step = max(1, _CELLS // max(1, len(part)))
-        blocks = [weighted_metrics(scores, fake, weights[start:start + step], metrics, videos=videos, columns=columns)
-                  for start in range(0, resamples, step)]
-        out[run_id][test] = {m: np.concatenate([b[m] for b in blocks]) for m in blocks[0]}
-    return out, design
+        return _Part(part["score"].to_numpy(dtype=float), part["label"].astype(int).to_numpy() == 1, videos,
+                     columns, mine)
+
+    def _weights(self, mine: tuple[str, ...]) -> np.ndarray:
+        """``[units, 1 + B]``: per unit, the observed count (1), then its count in each resample."""
+        if mine not in self._joint:
+            for s in mine:
+                if s not in self._counts:
+                    self._counts[s] = resample_counts(len(self._order[s]), self.resamples, *json.loads(s)).T
+            stacked = np.vstack([self._counts[s] for s in mine])
+            self._joint[mine] = np.hstack([np.ones((len(stacked), 1), dtype=np.int32), stacked]), {}
+        return self._joint[mine][0]
+
+    def has(self, run: str, test: str) -> bool:
+        """Whether ``run`` has scores for ``test``."""
+        return (run, test) in self._parts
+
+    def metrics(self, run: str, test: str, names: list[str], val_threshold: float | None = None,
+                resamples: int | None = None) -> dict[str, np.ndarray]:
+        """``{metric: [1 + resamples]}``: the observed value, then the first ``resamples`` replicates."""
+        part = self._parts[run, test]
+        weights = self._weights(part.strata)
+        width = 1 + (self.resamples if resamples is None else resamples)
+        step = max(1, _CELLS // max(1, len(part.scores)))
+        blocks = [unit_major_metrics(part.scores, part.fake, weights[:, start:min(start + step, width)], names,
+                                     videos=part.videos, columns=part.columns, val_threshold=val_threshold)
+                  for start in range(0, width, step)]
+        return {m: np.concatenate([b[m] for b in blocks]) for m in blocks[0]}

@@ -1,27 +1,27 @@
 """``bench leaderboard build --html DIR``: a self-contained static site (no network, no CDN).
 
-``DIR/index.html`` lists the protocols; ``DIR/<protocol>.html`` has, per version, the ranked table
-(sortable by clicking a header), intervals and tie marks, the unranked runs, the pictures
-(``DIR/figures/...``, copied from the build), the per-test and per-group tables and the provenance.
-CSS and JavaScript are inline; every link is relative.
+``DIR/index.html`` lists the protocols; ``DIR/<protocol>.html`` renders the very blocks of the
+Markdown page (:func:`bench.leaderboard.tables.page_blocks`): every table, legend and picture, with
+sortable tables (click a header). CSS and JavaScript are inline; every link is relative.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from html import escape
 from pathlib import Path
-from typing import Any
 
-from bench.leaderboard.tables import cell, label, legend, rank_text
+from bench.leaderboard.layout import Block
+from bench.leaderboard.tables import page_blocks
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:80rem;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.3rem .5rem}
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:90rem;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}th,td{border:1px solid #ccc;padding:.3rem .5rem}
 th{background:#f3f3f3;cursor:pointer;user-select:none}th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ci{color:#666;font-size:.8em}.tie{font-weight:bold;color:#1a6}figure{margin:1rem 0}img{max-width:100%}
-code{font-size:.85em;word-break:break-all}.legend{color:#444;font-size:.9rem}
+.ci{color:#666;font-size:.85em}figure{margin:1rem 0}img{max-width:100%}
+code{font-size:.85em;word-break:break-all}p{max-width:70rem}.wide{overflow-x:auto}
 """
 _JS = """
 document.querySelectorAll('table.sortable').forEach(function (table) {
@@ -49,62 +49,44 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
   });
 });
 """
+_CODE = re.compile(r"`([^`]+)`")
+_EMPHASIS = re.compile(r"\*([^*\s][^*]*)\*")
 
 
-def _cell(stat: dict[str, Any] | None) -> str:
-    if stat is None:
-        return '<td class="num" data-sort="">–</td>'
-    text = cell(stat)
-    main, _, rest = text.partition(" ")
-    extra = f' <span class="ci">{escape(rest)}</span>' if rest else ""
-    return f'<td class="num" data-sort="{stat["mean"]:.6f}">{escape(main)}{extra}</td>'
+def inline(text: str) -> str:
+    """Markdown's inline marks of the page text (`code`, *emphasis*) as HTML, the rest escaped."""
+    html = escape(text)
+    html = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html)
+    return _EMPHASIS.sub(lambda m: f"<em>{m.group(1)}</em>", html)
 
 
-def _table(headers: list[str], rows: list[list[str]], caption: str) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(r) + "</tr>" for r in rows)
-    return (f'<table class="sortable" aria-label="{escape(caption)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>\n{body}\n</tbody></table>")
+def _cell(cell) -> str:
+    sort = f' data-sort="{escape(cell.sort)}"' if cell.sort is not None else ""
+    text = cell.text
+    if cell.number and " [" in text:  # the interval in a quieter colour
+        main, _, rest = text.partition(" ")
+        return f'<td class="num"{sort}>{escape(main)} <span class="ci">{escape(rest)}</span></td>'
+    css = ' class="num"' if cell.number else ""
+    return f"<td{css}{sort}>{inline(text)}</td>"
 
 
-def _td(text: str, sort: str | None = None, cls: str = "") -> str:
-    attrs = (f' data-sort="{escape(sort)}"' if sort is not None else "") + (f' class="{cls}"' if cls else "")
-    return f"<td{attrs}>{escape(text)}</td>"
-
-
-def _version(name: str, t: dict[str, Any]) -> str:
-    better = "higher" if t["higher_is_better"] else "lower"
-    parts = [(f"<h2 id=\"v{t['version']}\">{escape(name)} v{t['version']} · primary: {escape(t['primary'])} "
-              f"({better} is better)</h2>")]
-    others = [g for g in t["groups"] if g != t["target"]]
-    rows = [[_td(rank_text(e), str(e["rank"]), "tie" if e.get("tied_for_first") else ""), _td(label(e)),
-             _cell(e["primary"]), *(_cell(e["groups"][g].get(t["metric"])) for g in others),
-             _td(f"{e['params_trainable']:,}", str(e["params_trainable"]), "num"), _td(str(len(e["seeds"])), cls="num")]
-            for e in t["entries"]]
-    parts.append(_table(["rank", "detector", t["primary"], *others, "trainable params", "seeds"], rows, "ranked"))
-    parts += [f'<p class="legend">{escape(line.replace("`", ""))}</p>' for line in legend(t)]
-    if t["unranked"]:
-        parts.append("<h3>Not ranked</h3><p>Runs not trained under the protocol, or with skipped images.</p>")
-        rows = [[_td(label(e)), _cell(e["primary"]), _td("; ".join(e["origin"]["reasons"]) or e["origin"]["kind"]),
-                 _td(str(len(e["seeds"])), cls="num")] for e in t["unranked"]]
-        parts.append(_table(["detector", t["primary"], "why it is not ranked", "seeds"], rows, "not ranked"))
-    for path, caption in t.get("figure_captions", []):
-        parts.append(f'<figure><img src="{escape(path)}" alt="{escape(Path(path).stem)}">'
-                     f"<figcaption>{escape(caption)}</figcaption></figure>")
-    everyone = t["entries"] + t["unranked"]
-    parts.append(f"<h3>{escape(t['metric'])} per test set</h3>")
-    rows = [[_td(s), *(_cell(e["metrics"][s].get(t["metric"])) for e in everyone)] for s in t["tests"]]
-    parts.append(_table(["test set", *(label(e, True) for e in everyone)], rows, "per test set"))
-    parts.append("<h3>Provenance</h3>")
-    rows = [[_td(label(e, True)), _td(e["config_sha256"][:8]), _td(e["distribution"] or "unknown"),
-             _td(e["overrides_text"]), _td("; ".join(e["code"])), f"<td><code>{escape(e['command'])}</code></td>"]
-            for e in everyone]
-    parts.append(_table(["detector", "config", "provided by", "overrides (-o)", "code", "reproduce"], rows,
-                        "provenance"))
-    p = t["provenance"]
-    parts.append(f"<p>protocol sha256 <code>{t['sha256'][:12]}</code>; {p['files']} result files, "
-                 f"{p['with_predictions']} with stored predictions; devices {escape(', '.join(p['devices']))}; "
-                 f"runs started {escape(' to '.join(p['dates']) or 'unknown')}.</p>")
+def to_html(blocks: list[Block]) -> str:
+    """The blocks as HTML: headings, paragraphs, sortable tables (labelled by their heading) and figures."""
+    parts, heading = [], ""
+    for block in blocks:
+        if block.kind == "heading":
+            heading = block.text
+            parts.append(f"<h{block.level}>{escape(block.text)}</h{block.level}>")
+        elif block.kind == "text":
+            parts.append(f"<p>{inline(block.text)}</p>")
+        elif block.kind == "table":
+            head = "".join(f"<th>{escape(h)}</th>" for h in block.headers)
+            body = "\n".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
+            parts.append(f'<div class="wide"><table class="sortable" aria-label="{escape(heading)}"><thead><tr>{head}'
+                         f"</tr></thead><tbody>\n{body}\n</tbody></table></div>")
+        elif block.kind == "figure":
+            parts.append(f'<figure><img src="{escape(block.path)}" alt="{escape(Path(block.path).stem)}">'
+                         f"<figcaption>{inline(block.text)}</figcaption></figure>")
     return "\n".join(parts)
 
 
@@ -119,14 +101,12 @@ def write_site(board, lb: Path, out: Path) -> list[Path]:
     written = copy_figures(board, lb, out)
     links = []
     for name, versions in board.tables.items():
-        sections = []
-        for table in versions:
-            t = dict(table.data)
-            t["figure_captions"] = [(f, board.figures[lb / f].caption) for f in t.get("figures", [])]
-            sections.append(_version(name, t))
+        figures = {t.data["version"]: [(f, board.figures[lb / f].caption) for f in t.data.get("figures", [])]
+                   for t in versions}
+        blocks = page_blocks(name, [t.data for t in versions], figures)
         page = out / f"{name}.html"
-        page.write_text(_html(f"Leaderboard: {name}", f'<p><a href="index.html">All protocols</a></p>'
-                              f"<h1>Leaderboard: {escape(name)}</h1>\n" + "\n".join(sections)), encoding="utf-8")
+        page.write_text(_html(f"Leaderboard: {name}", '<p><a href="index.html">All protocols</a></p>\n'
+                              + to_html(blocks)), encoding="utf-8")
         written.append(page)
         top = versions[0].data
         best = top["entries"][0]["detector"] if top["entries"] else "no ranked runs"

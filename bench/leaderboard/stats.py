@@ -1,24 +1,47 @@
-"""Bootstrap statistics: resampling counts, metrics under integer weights, intervals and the tie test.
+"""The leaderboard's statistics: resampling counts, intervals, Monte Carlo errors, paired tests, Holm, rank intervals.
 
-A bootstrap resample is a vector of integer counts over the units (images, or videos for frame
-datasets) of a stratum; a metric under those counts is the metric of the resampled test set. The
-metrics here equal :mod:`bench.metrics` on the expanded data (a test checks it), vectorised over
-resamples. Counts come from ``Generator.integers`` (integer arithmetic only) and the sums of counts
-stay integers, so the numbers do not depend on the CPU's floating-point kernels at the digits shown.
+Everything a page says about uncertainty is computed here (tables and figures only format it):
+
+- **Resamples.** A bootstrap resample is a vector of integer counts over the units of a stratum
+  (:func:`resample_counts`, numpy's PCG64 seeded by :data:`SEED` and the stratum's name); every row
+  of a table is scored on the same resamples, which is what makes comparisons paired.
+- **Seeds are fixed, not drawn.** A row's value is the mean over its training seeds of the metric;
+  its interval is the percentile interval of that mean over image resamples (:func:`interval`). It
+  says how much the row's number depends on which test images were drawn, for these trained
+  models; the spread between seeds is reported on its own (min–max), never mixed in: with three
+  seeds, resampling seeds has 10 distinct outcomes and understates their variance.
+- **Comparisons.** A row's family is its paired comparisons with every other ranked row; the
+  two-sided p-value of each (:func:`paired_test`: the difference over its bootstrap standard error)
+  is adjusted by Holm within the family (:func:`holm`), and a difference is significant when the
+  adjusted p is at most :data:`ALPHA`. So everything said about one row holds together with
+  probability >= 95%.
+- **Rank intervals** (:func:`rank`) follow from that family: row r ranks at least 1 + (rows
+  significantly above it) and at most (rows) - (rows significantly below it). The rows that could
+  be first are those whose interval starts at 1; they contain the best row with probability >= 95%.
+  Both are made monotone in the point ranks by widening (an interval never excludes more than any
+  row ranked below it does), which keeps the coverage and means a lower row is never "could be
+  first" while a higher one is not.
+- **Monte Carlo error.** Each p-value and bound carries its Monte Carlo standard error; a decision
+  whose adjusted p lies within two of them of α is marked borderline.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Resamples per interval, the generator's fixed seed, the interval level and the tie test's level.
-RESAMPLES = 1000
+#: Resamples of the primary metric (its intervals, every test and rank interval), and of every other
+#: cell (the first of the same resamples), the generator's fixed seed, the interval level and the tests' level.
+RESAMPLES = 10_000
+CELL_RESAMPLES = 2_000
 SEED = 20260101
 LEVEL = 0.95
 ALPHA = 0.05
+#: Differences below this are float rounding (a mean over seeds of equal values), not differences.
+EPS = 1e-12
 
 
 def generator(*parts: str | int) -> np.random.Generator:
@@ -27,105 +50,17 @@ def generator(*parts: str | int) -> np.random.Generator:
 
 
 def resample_counts(n_units: int, resamples: int, *key: str | int) -> np.ndarray:
-    """``[resamples, n_units]`` counts of drawing ``n_units`` units with replacement, ``resamples`` times."""
-    draws = generator("units", *key).integers(0, n_units, size=(resamples, n_units))
-    offsets = (np.arange(resamples) * n_units)[:, None]
-    return np.bincount((draws + offsets).ravel(), minlength=resamples * n_units).reshape(resamples, n_units)
+    """``[resamples, n_units]`` counts of drawing ``n_units`` units with replacement, ``resamples`` times.
 
-
-def weighted_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, names: Iterable[str],
-                     videos: np.ndarray | None = None, threshold: float = 0.0,
-                     columns: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Metrics of one test set under each row of ``weights`` (``[B, n]`` integer counts per image).
-
-    ``names`` are metric names of :data:`bench.metrics.METRIC_NAMES` (``acc`` adds ``real_acc`` and
-    ``fake_acc``). ``videos`` (video index per image) is needed for ``video_auc``: a video's weight
-    is its frames' (equal) weight and its score the mean of its frames' scores. With ``columns``,
-    image i's weights are ``weights[:, columns[i]]`` (counts per unit, gathered once).
-    Returns ``{name: [B] float64}``.
+    Drawn in blocks of 1,000 resamples, so the first k·1,000 resamples do not depend on how many follow.
     """
-    names = list(names)
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
-    weights = np.asarray(weights, dtype=np.int64)
-    columns = np.arange(weights.shape[1]) if columns is None else np.asarray(columns)
-    out = _cumulative(scores, labels, weights, columns, set(names) - {"video_auc"}, threshold)
-    if "video_auc" in names:
-        if videos is None:
-            raise ValueError("video_auc needs the video index of every image")
-        _, first, inverse = np.unique(videos, return_index=True, return_inverse=True)
-        mean = np.bincount(inverse, weights=scores) / np.bincount(inverse)
-        out["video_auc"] = _cumulative(mean, labels[first], weights, columns[first], {"auc"}, threshold)["auc"]
-    return {k: out[k] for k in [*names, "real_acc", "fake_acc"] if k in out}
-
-
-def _cumulative(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, columns: np.ndarray,
-                names: set[str], threshold: float) -> dict[str, np.ndarray]:
-    """Every metric from the weighted counts of fakes (tp) and reals (fp) at or above each distinct score.
-
-    Counts are integers (exact); each metric costs a few passes over ``[B, distinct scores]``.
-    """
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    sorted_weights = weights[:, columns[order]]
-    fake = sorted_weights * y
-    real = sorted_weights - fake
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    if len(starts) < len(s):  # tied scores form one ROC point
-        fake, real = np.add.reduceat(fake, starts, axis=1), np.add.reduceat(real, starts, axis=1)
-    tp, fp = np.cumsum(fake, axis=1), np.cumsum(real, axis=1)
-    pos, neg = tp[:, -1], fp[:, -1]
-    rows = np.arange(len(tp))
-    out = {}
-    if "auc" in names:  # fakes beat the reals strictly below them, and half of the tied ones
-        wins = 2 * (pos * neg - np.einsum("ij,ij->i", fake, fp)) + np.einsum("ij,ij->i", fake, real)
-        out["auc"] = wins / (2.0 * pos * neg)
-    if "ap" in names:  # sum over thresholds of (recall step) x precision, as scikit-learn defines AP
-        seen = tp + fp
-        precision = np.divide(tp, seen, out=np.zeros(tp.shape), where=seen > 0)
-        out["ap"] = np.einsum("ij,ij->i", fake, precision) / pos
-    if "eer" in names:  # where FNR = FPR on the ROC polyline from (0, 0), interpolated as bench.metrics does
-        i = _crossing(tp, fp, pos, neg)
-        f1 = fp[rows, i] / neg
-        d1 = (1.0 - tp[rows, i] / pos) - f1
-        start = i == 0  # the crossing segment starts at (0, 0), where FNR - FPR = 1
-        f0 = np.where(start, 0.0, fp[rows, i - 1] / neg)
-        d0 = np.where(start, 1.0, (1.0 - tp[rows, i - 1] / pos) - f0)
-        step = np.divide(d0, d0 - d1, out=np.zeros_like(d0), where=d1 < 0)
-        out["eer"] = np.where(d1 < 0, f0 + step * (f1 - f0), f1)
-    if "acc" in names:  # "fake" means score > threshold: a prefix of the distinct scores, high to low
-        above = int(np.count_nonzero(s[starts] > threshold))
-        hit_fake = tp[:, above - 1] if above else np.zeros_like(pos)
-        hit_real = neg - (fp[:, above - 1] if above else 0)
-        out.update(acc=(hit_fake + hit_real) / (pos + neg), real_acc=hit_real / neg, fake_acc=hit_fake / pos)
-    if "oracle_acc" in names:  # best accuracy of "score >= t", including "all real"
-        out["oracle_acc"] = np.maximum((tp - fp).max(axis=1) + neg, neg) / (pos + neg)
+    rng = generator("units", *key)
+    out = np.empty((resamples, n_units), dtype=np.int32)
+    for start in range(0, resamples, 1000):
+        b = min(1000, resamples - start)
+        draws = rng.integers(0, n_units, size=(b, n_units)) + (np.arange(b) * n_units)[:, None]
+        out[start:start + b] = np.bincount(draws.ravel(), minlength=b * n_units).reshape(b, n_units)
     return out
-
-
-def _crossing(tp: np.ndarray, fp: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """Per row, the first ROC point with FNR <= FPR, i.e. ``tp·neg + fp·pos >= pos·neg`` (exact integers).
-
-    The left side never decreases along a row, so a binary search finds it in log(n) steps.
-    """
-    lo, hi = np.zeros(len(tp), dtype=np.int64), np.full(len(tp), tp.shape[1] - 1)
-    rows = np.arange(len(tp))
-    while np.any(lo < hi):
-        mid = (lo + hi) // 2
-        reached = tp[rows, mid] * neg + fp[rows, mid] * pos >= pos * neg
-        hi, lo = np.where(reached, mid, hi), np.where(reached, lo, mid + 1)
-    return lo
-
-
-def pool_seeds(per_seed: np.ndarray, *key: str) -> np.ndarray:
-    """``[B]`` replicates of the mean over seeds: each replicate draws the seeds with replacement.
-
-    ``per_seed`` is ``[k, B]`` (seed x image resample). With one seed it is returned as is.
-    """
-    k, b = per_seed.shape
-    if k == 1:
-        return per_seed[0].copy()
-    draws = generator("seeds", *key).integers(0, k, size=(b, k))
-    return per_seed[draws, np.arange(b)[:, None]].mean(axis=1)
 
 
 def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -134,11 +69,141 @@ def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float
     return float(lo), float(hi)
 
 
-def p_not_below(top: np.ndarray, row: np.ndarray, higher_is_better: bool) -> float:
-    """One-sided paired bootstrap p-value of "the row is worse than the top row".
+def bound_mc_error(replicates: np.ndarray, level: float = LEVEL) -> float:
+    """Monte Carlo standard error of the interval's bounds (the larger of the two).
 
-    ``top`` and ``row`` are replicates on the same image resamples. The p-value is the share of
-    resamples in which the row is at least as good as the top row, (1 + count) / (1 + B).
+    A q-quantile of B replicates moves by about sqrt(q(1-q)/B) in probability; that distance is read
+    off the replicates' own distribution (half the width between the quantiles at q ± that distance).
     """
-    diff = (top - row) if higher_is_better else (row - top)
-    return float((1 + np.count_nonzero(diff <= 0)) / (1 + diff.size))
+    b = len(replicates)
+    errors = []
+    for q in ((1 - level) / 2, (1 + level) / 2):
+        d = np.sqrt(q * (1 - q) / b)
+        lo, hi = np.quantile(replicates, [max(q - d, 0.0), min(q + d, 1.0)])
+        errors.append((hi - lo) / 2)
+    return float(max(errors))
+
+
+def paired_test(a: np.ndarray, b: np.ndarray, diff: float) -> tuple[float, float]:
+    """Two-sided p-value of "rows a and b have the same value", and its Monte Carlo standard error.
+
+    ``a`` and ``b`` are replicates on the same resamples and ``diff`` the observed a - b. The test
+    divides ``diff`` by the bootstrap standard error of the paired difference and reads the normal
+    tail, p = erfc(|z| / √2): unlike counting replicates, it reaches the small p-values that Holm
+    over many pairs needs (a count of B resamples cannot go below 1/(B+1)). The Monte Carlo error
+    comes from the standard error's own (relative error 1/√(2(B-1))): 2·φ(z)·|z|/√(2(B-1)).
+    """
+    b_count = len(a)
+    se = float(np.std(a - b, ddof=1))
+    if se <= EPS:  # the same scores (up to float rounding of a mean over seeds): nothing to test
+        return (1.0 if abs(diff) <= EPS else 0.0), 0.0
+    z = abs(diff) / se
+    p = math.erfc(z / math.sqrt(2.0))
+    density = math.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi)
+    return p, 2.0 * density * z / math.sqrt(2.0 * (b_count - 1))
+
+
+def holm(pvalues: list[float]) -> tuple[list[float], list[int], list[int]]:
+    """Holm-adjusted p-values; for each, the index of the p-value that set it; and each one's multiplier.
+
+    Sorted ascending, the j-th smallest p (j = 0, 1, ...) is multiplied by m - j, and the adjusted
+    value is the running maximum of those products (capped at 1), so adjusted p-values keep the
+    order of the raw ones. The index and multiplier give an adjusted p-value's Monte Carlo error.
+    """
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: (pvalues[i], i))
+    adjusted, source, multiplier = [0.0] * m, [0] * m, [0] * m
+    best, best_at = -1.0, 0
+    for j, i in enumerate(order):
+        multiplier[i] = m - j
+        value = min(1.0, (m - j) * pvalues[i])
+        if value > best:
+            best, best_at = value, i
+        adjusted[i], source[i] = best, best_at
+    return adjusted, source, multiplier
+
+
+@dataclass
+class Pair:
+    """Row ``a`` (ranked above) against row ``b``: their difference a - b, its interval, and the raw test."""
+
+    a: str
+    b: str
+    diff: float
+    lo: float
+    hi: float
+    p: float
+    mc_error: float = 0.0
+
+
+@dataclass
+class Verdict:
+    """One pair within one row's family: Holm-adjusted p, its Monte Carlo error, significance, borderline."""
+
+    p_holm: float
+    mc_error: float
+    significant: bool
+    borderline: bool
+
+
+@dataclass
+class Ranking:
+    """What :func:`rank` decides, per row key: its family's verdicts, rank interval, and the marks."""
+
+    resamples: int
+    rank: dict[str, int] = field(default_factory=dict)
+    interval: dict[str, tuple[int, int]] = field(default_factory=dict)
+    could_be_first: dict[str, bool] = field(default_factory=dict)
+    borderline: dict[str, bool] = field(default_factory=dict)
+    pairs: list[Pair] = field(default_factory=list)
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)  # (row, other) in row's family
+
+    def pair(self, a: str, b: str) -> Pair | None:
+        """The test of ``a`` against ``b`` (either order; ``a`` is the higher-ranked row in the result)."""
+        return next((p for p in self.pairs if {p.a, p.b} == {a, b}), None)
+
+
+def rank(replicates: dict[str, np.ndarray], estimates: dict[str, float], higher: bool,
+         alpha: float = ALPHA, level: float = LEVEL) -> Ranking:
+    """Point ranks, 95% rank intervals and the rows that could be first.
+
+    ``replicates``: the primary metric of each row on the shared resamples; ``estimates``: its point
+    value. Rows are ranked by estimate (ties share a rank: 1, 2, 2, 4). Every pair is tested once;
+    each row's family is its comparisons with every other row, Holm-adjusted within the family, so
+    each row's rank interval holds with probability >= 1 - α, and the rows that could be first
+    (interval starting at 1) contain the best row with probability >= 1 - α.
+    """
+    sign = 1.0 if higher else -1.0
+    keys = sorted(replicates, key=lambda k: (-sign * estimates[k], k))
+    out = Ranking(resamples=len(next(iter(replicates.values()))) if replicates else 0)
+    for i, k in enumerate(keys):
+        tied = i > 0 and abs(estimates[k] - estimates[keys[i - 1]]) <= EPS
+        out.rank[k] = out.rank[keys[i - 1]] if tied else i + 1
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            diff = estimates[a] - estimates[b]
+            lo, hi = interval(replicates[a] - replicates[b], level)
+            p, error = paired_test(replicates[a], replicates[b], diff)
+            out.pairs.append(Pair(a, b, diff, lo, hi, p, error))
+    lower, upper = {}, {}
+    for k in keys:
+        family = [p for p in out.pairs if k in (p.a, p.b)]
+        adjusted, source, multiplier = holm([p.p for p in family])
+        for pair, p_adj, at in zip(family, adjusted, source):
+            error = min(1.0, multiplier[at] * family[at].mc_error)
+            other = pair.b if pair.a == k else pair.a
+            out.verdicts[k, other] = Verdict(p_adj, error, p_adj <= alpha and sign * pair.diff > 0,
+                                             abs(p_adj - alpha) <= 2 * error)
+        above = [p.a for p in family if p.b == k and out.verdicts[k, p.a].significant]
+        below = [p.b for p in family if p.a == k and out.verdicts[k, p.b].significant]
+        lower[k], upper[k] = 1 + len(above), len(keys) - len(below)
+    for i, k in enumerate(keys):  # monotone: widen by the rows below (lower end) and above (upper end)
+        out.interval[k] = (min(lower[m] for m in keys[i:]), max(upper[m] for m in keys[:i + 1]))
+        out.could_be_first[k] = out.interval[k][0] == 1
+        out.borderline[k] = any(v.borderline for (row, _), v in out.verdicts.items() if row == k)
+    return out
+
+
+def seed_spread(values: list[float]) -> tuple[float, float] | None:
+    """``(min, max)`` of a row's per-seed values, or None with one seed."""
+    return (float(min(values)), float(max(values))) if len(values) > 1 else None

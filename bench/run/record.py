@@ -7,15 +7,20 @@ from typing import Any
 import pandas as pd
 
 from bench.data.splits import ResolvedSplit
-from bench.metrics import group_means
+from bench.metrics import group_means, is_count
 from bench.run.provenance import command_line, origin
 from bench.run.results import SCHEMA_VERSION, environment, now_iso
 
 
 def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: dict, splits: dict[str, ResolvedSplit],
              runner, arguments: dict, timing: dict, absent: dict[str, set[int]],
-             conversions: dict[str, dict[int, int]]) -> dict[str, Any]:
-    """The results.json of a run (schema :data:`bench.run.results.SCHEMA_VERSION`)."""
+             conversions: dict[str, dict[int, int]], threshold: dict | None = None, cost: dict | None = None,
+             predictions: dict[str, pd.DataFrame] | None = None) -> dict[str, Any]:
+    """The results.json of a run (schema :data:`bench.run.results.SCHEMA_VERSION`).
+
+    Group counts (``n_real``, ``n_fake``, ``n_videos``) are distinct images over the member test sets
+    (:mod:`bench.data.distinct`), computed from ``predictions`` when given.
+    """
     opts = runner.opts
     partial = [r for r, on in [(f"--limit {arguments['limit']}", arguments["limit"]),
                                (f"--max-steps {opts.max_steps}", opts.max_steps),
@@ -33,8 +38,8 @@ def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: 
                      "built": det.build_records(),
                      "params_total": sum(p.numel() for p in det.parameters()),
                      "params_trainable": sum(p.numel() for p in det.parameters() if p.requires_grad)},
-        "seed": seed, "selection": selection,
-        "metrics": metrics, "groups": group_means(metrics, proto.groups),
+        "seed": seed, "selection": selection, "threshold": threshold,
+        "metrics": metrics, "groups": distinct_group_counts(group_means(metrics, proto.groups), proto, predictions),
         "data": {s.name: data_record(s, absent, conversions) for s in splits.values()},
         "skipped_images": {"count": skipped, "ids": {k: sorted(by_name[k].table["id"].iloc[sorted(v)])
                                                      for k, v in absent.items() if v}},
@@ -45,9 +50,24 @@ def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: 
                    "resumed": arguments.get("resumed", False), "perturb": arguments["perturb"],
                    "feature_cache": runner.cache.report() if runner.cache is not None else {"enabled": False}},
         "env": environment(str(runner.accelerator.device), runner.accelerator.num_processes, runner.precision),
-        "timing": {**timing, "finished_at": now_iso()},
+        "timing": {**timing, "finished_at": now_iso()}, "cost": cost,
         "command": arguments.get("command") or command_line(),
     }
+
+
+def distinct_group_counts(groups: dict, proto, predictions: dict[str, pd.DataFrame] | None) -> dict:
+    """``groups`` with each group's counts replaced by its distinct images (and videos) per class."""
+    from bench.data.distinct import distinct_counts, pixel_context, synthetic_sources
+
+    if predictions is None:
+        return groups
+    synthetic = synthetic_sources(proto.sources)
+    out = {}
+    for name, values in groups.items():
+        members = [(predictions[t].dropna(subset=["score"]), pixel_context(proto.test[t])) for t in proto.groups[name]]
+        counts = {k: v for k, v in values.items() if not is_count(k)}
+        out[name] = {**counts, **distinct_counts(members, synthetic)}
+    return out
 
 
 def data_record(split: ResolvedSplit, absent: dict[str, set[int]], conversions: dict[str, dict[int, int]]) -> dict:

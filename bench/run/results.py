@@ -33,10 +33,13 @@ from bench.run.resume import LOCK_FILE
 
 SCHEMA_VERSION = 3
 #: Schema versions this bench can read (2 added origin, provenance and data-handling records; 3 added
-#: ``predictions_sha256``, which results of versions 1 and 2 lack).
+#: ``predictions_sha256``, the validation threshold, the deployment metrics, ``cost``, distinct group
+#: counts and val predictions, which results of versions 1 and 2 lack).
 READABLE_SCHEMAS = (1, 2, 3)
 #: First schema whose results.json records the hash of each predictions file.
 PREDICTIONS_HASH_SCHEMA = 3
+#: The selected weights' scores on the source validation split (schema 3), beside ``predictions/``.
+VAL_PREDICTIONS = "val_predictions.csv.gz"
 INCOMPLETE = "INCOMPLETE"
 PREDICTION_COLUMNS = {
     "index": "row of the test set's table (0..n-1)", "source": "protocol source the row comes from",
@@ -153,10 +156,12 @@ def resumable_run_dir(run_dir: Path) -> dict[str, Any]:
 
 
 def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
-               predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None) -> Path:
+               predictions: dict[str, pd.DataFrame], save_checkpoint: Callable[[Path], Any] | None = None,
+               val_predictions: pd.DataFrame | None = None) -> Path:
     """Write the log, predictions, checkpoint and (last, atomically) results.json; unmark the run.
 
-    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished.
+    ``save_checkpoint(run_dir)`` writes the trained weights before results.json marks the run finished;
+    ``val_predictions`` (the scores the validation threshold was chosen on) go to :data:`VAL_PREDICTIONS`.
     ``result["predictions_sha256"]`` gets, per test set, the sha256 of its predictions file's CSV
     text (the bytes inside the gzip), so a submitted file can be checked against the run. A write
     that fails (disk full, ...) is one :class:`bench.run.files.DiskError`; the run stays INCOMPLETE.
@@ -172,6 +177,9 @@ def finish_run(run_dir: Path, result: dict[str, Any], log: list[dict[str, Any]],
         hashes[name] = hashlib.sha256(text).hexdigest()
         write_file(folder / f"{name}.csv.gz", gzip.compress(text, compresslevel=6, mtime=0), hint)
     write_file(folder / "columns.json", json.dumps(PREDICTION_COLUMNS, indent=2) + "\n", hint)
+    if val_predictions is not None:
+        text = val_predictions.assign(seed=result["seed"], run_id=run_dir.name).to_csv(index=False, float_format="%.6g")
+        write_file(run_dir / VAL_PREDICTIONS, gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0), hint)
     if save_checkpoint is not None:
         save_checkpoint(run_dir)
     result["predictions_sha256"] = hashes

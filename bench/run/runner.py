@@ -9,8 +9,10 @@ and loss a detector produces must be finite (:mod:`bench.run.checks`); only imag
 
 from __future__ import annotations
 
+import copy
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +151,20 @@ class Runner:
         """A progress bar over ``iterable`` on the local main process only."""
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True,
                     disable=not self.accelerator.is_local_main_process)
+
+    @contextmanager
+    def cache_uncounted(self):
+        """Feature-cache reads inside do not count in the run's cache report.
+
+        For a split this run already read once (the validation threshold re-reads the val features
+        the fit computed): the report counts each image of a split once, where its features came from.
+        """
+        saved = copy.deepcopy(self.cache.cache.stats) if self.cache is not None else None
+        try:
+            yield
+        finally:
+            if saved is not None:
+                self.cache.cache.stats = saved
 
     @property
     def absent(self) -> dict[str, set[int]]:
