@@ -53,7 +53,7 @@ def npr_residual(x: Tensor) -> Tensor:
 class NPR(Detector):
     """Nearest-neighbour up-sampling residual into a truncated ResNet-50, trained from scratch."""
 
-    version = "1"
+    version = "2"
     paper = "2312.10461"
     portability_notes: ClassVar[str] = (
         "Crops instead of resizing (random crop in training, centre crop at test; the authors' resize to 256 "

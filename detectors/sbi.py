@@ -47,7 +47,7 @@ MASKS = ("auto", "landmarks", "landmark_free")
 class SBI(Detector):
     """EfficientNet trained on real images and their self-blends only; SAM over SGD."""
 
-    version = "1"
+    version = "2"
     paper = "2204.08376"
     uses_train_fakes = False
     portability_notes: ClassVar[str] = (
