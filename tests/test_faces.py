@@ -136,15 +136,20 @@ def test_the_mask_picks_the_manipulated_face_and_a_switch_of_largest_face_is_a_j
     # The two faces swap sizes after frame 2: the largest face is another person from frame 3 on.
     swapped = [render(160, 80, [(40, 40, 60 if t >= 3 else 44), (120, 42, 44 if t >= 3 else 60)])[0] for t in range(6)]
     write_video(ff / "original_sequences/youtube/c23/videos/001.mp4", swapped)
-    extract_faces("ffpp", ff, settings=Settings(frames=6), workers=0, progress=False)
-    assert record_of(ff, "original_sequences/youtube/c23/videos/001.mp4")["jumps"] == [3]
-    fake = record_of(ff, "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4")
-    real = record_of(ff, "original_sequences/youtube/c23/videos/000.mp4")
+    track, largest = tmp_path / "track", tmp_path / "largest"
+    extract_faces("ffpp", ff, track, settings=Settings(frames=6), workers=0, progress=False)
+    extract_faces("ffpp", ff, largest, settings=Settings(frames=6, choose="largest"), workers=0, progress=False)
+    # The largest face is another person from frame 3 on; the track rule stays with one person.
+    assert record_of(largest, "original_sequences/youtube/c23/videos/001.mp4")["jumps"] == [3]
+    followed = record_of(track, "original_sequences/youtube/c23/videos/001.mp4")
+    assert followed["jumps"] == [] and len({geometry.centre(tuple(b[1:5]))[0] > 80 for b in followed["boxes"]}) == 1
+    fake = record_of(track, "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4")
+    real = record_of(largest, "original_sequences/youtube/c23/videos/000.mp4")
     assert fake["mask"] == "manipulated_sequences/Deepfakes/masks/videos/000_001.mp4" and real["mask"] is None
     assert fake["written"] == real["written"] == 6 and not fake["mask_unused"]
-    for (i, *box, _), (_, *largest, _) in zip(fake["boxes"], real["boxes"]):
+    for (i, *box, _), (_, *biggest, _) in zip(fake["boxes"], real["boxes"]):
         assert geometry.iou(tuple(box), small[i]) > 0.5  # the marked face
-        assert geometry.iou(tuple(largest), small[i]) == 0  # without a mask: the largest, the other one
+        assert geometry.iou(tuple(biggest), small[i]) == 0  # without a mask, the largest: the other one
 
 
 # -- bad input ---------------------------------------------------------------------------------------

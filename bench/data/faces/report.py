@@ -5,15 +5,17 @@ written under a temporary name and renamed, so a marker exists only for a finish
 resumed run skips exactly those. ``OUT/faces_report.json`` gathers every marker with the tool,
 detector, video library and settings, and counts everything that was dropped::
 
-    {"format": "forgery-bench faces report", "version": 2, "layout": "ffpp", "video_root": "...",
+    {"format": "forgery-bench faces report", "version": 3, "layout": "ffpp", "video_root": "...",
      "planned": 5000, "detector": {"name", "package", "version", "licence", "weights"},
      "landmarks": null | {...}, "video_library": {"name", "package", "version", "ffmpeg"}, "settings": {...},
+     "face_choice": {"rule": "track" | "largest", "score_floor": 0.3, "description": "..."},
      "summary": {"videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
-                 "frames_unreadable", "face_jumps", "mask_unused", "pending"},
+                 "frames_below_floor", "frames_off_track", "frames_unreadable", "face_jumps", "mask_unused",
+                 "pending"},
      "pending": [video, ...],
      "videos": [{"video", "frames_dir", "mask", "status": "ok" | "failed" | "no_face", "error",
-                 "n_frames", "sampled", "written", "short", "no_face": [frame, ...],
-                 "unreadable": [...], "jumps": [...], "mask_unused": [...],
+                 "n_frames", "sampled", "written", "short", "no_face": [frame, ...], "below_floor": [...],
+                 "off_track": [...], "unreadable": [...], "jumps": [...], "mask_unused": [...],
                  "boxes": [[frame, x0, y0, x1, y1, score], ...], "seconds"[, "mask_error"]}, ...]}
 
 ``planned`` counts the videos of the layout found under the video root; ``videos`` lists those
@@ -23,9 +25,11 @@ leaves a report that says how many videos were never extracted. Version 1 report
 ``planned`` and ``pending``) are read as complete.
 
 Frame numbers are indices in the video (the PNG names); boxes are the kept face in the video's
-pixels before the ``scale`` enlargement; ``mask_unused`` lists frames where a video with a mask
-kept the largest face because the mask frame was missing or marked none of the faces, and
-``mask_error`` says why a mask video could not be read at all.
+pixels before the ``scale`` enlargement. ``no_face`` lists the frames without a detection at or above
+the score floor (no crop), ``below_floor`` those of them that had detections, all weaker;
+``off_track`` frames had faces but none on the track of the face kept (no crop, ``track`` rule);
+``mask_unused`` lists frames where a video with a mask fell back to the rule because the mask frame was
+missing or marked none of the faces, and ``mask_error`` says why a mask video could not be read at all.
 """
 
 from __future__ import annotations
@@ -39,9 +43,20 @@ from bench.errors import DataError
 
 REPORT_NAME = "faces_report.json"
 FORMAT = "forgery-bench faces report"
-VERSION = 2
+VERSION = 3
 SUMMARY_KEYS = ("videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
-                "frames_unreadable", "face_jumps", "mask_unused", "pending")
+                "frames_below_floor", "frames_off_track", "frames_unreadable", "face_jumps", "mask_unused", "pending")
+RULES = {
+    "track": ("the face of the video's most confident continuous track: detections at or above the score floor "
+              "linked frame to frame where the box does not jump, the track with the highest summed detector "
+              "confidence kept (a manipulation mask's face first); frames without it are off_track, no crop"),
+    "largest": "DeepfakeBench's rule: the largest detection at or above the score floor in each frame",
+}
+
+
+def face_choice(settings: dict[str, Any]) -> dict[str, Any]:
+    """The report's record of which face is kept and the score floor below which nothing is cropped."""
+    return {"rule": settings["choose"], "score_floor": settings["score_floor"], "description": RULES[settings["choose"]]}
 
 
 def write_json(path: Path, data: Any, text: str | None = None) -> None:
@@ -81,6 +96,8 @@ def summarise(records: list[dict[str, Any]], pending: int = 0) -> dict[str, int]
         "short": sum(bool(r["short"]) for r in records),
         "frames_written": sum(r["written"] for r in records),
         "frames_no_face": sum(len(r["no_face"]) for r in records),
+        "frames_below_floor": sum(len(r.get("below_floor", [])) for r in records),
+        "frames_off_track": sum(len(r.get("off_track", [])) for r in records),
         "frames_unreadable": sum(len(r["unreadable"]) for r in records),
         "face_jumps": sum(len(r["jumps"]) for r in records),
         "mask_unused": sum(len(r["mask_unused"]) for r in records),

@@ -15,7 +15,15 @@ from typing import Any
 
 from bench.data.faces.extract import STATE_DIR, Tools, new_record, process_video
 from bench.data.faces.layouts import Job, plan
-from bench.data.faces.report import incomplete, load_markers, marker_path, summarise, write_json, write_report
+from bench.data.faces.report import (
+    face_choice,
+    incomplete,
+    load_markers,
+    marker_path,
+    summarise,
+    write_json,
+    write_report,
+)
 from bench.data.faces.settings import Settings
 from bench.data.faces.video import library
 from bench.data.indexers.ffpp import DFD_PARTS
@@ -185,7 +193,7 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
     tools = Tools(settings)  # fails here, before any work, when dlib or the landmark model is missing
     header = {"layout": layout, "options": options, "video_root": str(video_root.resolve()),
               "detector": tools.detector.info(), "landmarks": tools.landmarks.info() if tools.landmarks else None,
-              "video_library": library(), "settings": asdict(settings)}
+              "video_library": library(), "settings": asdict(settings), "face_choice": face_choice(asdict(settings))}
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, {"layout": layout, "options": options, "settings": asdict(settings)})
     _copy_metadata(video_root, out, found.metadata)
