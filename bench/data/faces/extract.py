@@ -155,7 +155,7 @@ def process_video(job: Job, video_root: Path, out: Path, tools: Tools) -> dict[s
                 _publish(tmp / "landmarks", out / job.landmarks)
         elif len(record["unreadable"]) == len(indices):
             raise VideoError(f"{video_root / job.video}: none of its {len(indices)} sampled frames can be decoded; "
-                             "it is corrupt: download it again.")
+                             "it is corrupt or truncated: download it again.")
         else:
             record["status"] = "no_face"
             shutil.rmtree(out / job.frames, ignore_errors=True)  # a stale folder from an interrupted run

@@ -20,9 +20,12 @@ detector, video library and settings, and counts everything that was dropped::
 
 ``planned`` counts the videos of the layout found under the video root; ``videos`` lists those
 finished (ok, failed or without a face) and ``pending`` the others: the report is written when a run
-starts (every video it will do pending) and again when it stops, so an interrupted or killed run
-leaves a report that says how many videos were never extracted. Version 1 reports (before
-``planned`` and ``pending``) are read as complete.
+starts (every video it will do pending), at most every :data:`REWRITE_SECONDS` while it runs, and when
+it stops, so an interrupted or killed run leaves a report that says how many videos were never
+extracted. :func:`read_report` (what ``bench data index`` and ``verify`` print) moves every pending video
+whose completion marker exists into ``videos``, so it describes what is on disk whenever it is read,
+even after a kill between two writes. Version 1 reports (before ``planned`` and ``pending``) are read
+as complete.
 
 Frame numbers are indices in the video (the PNG names); boxes are the kept face in the video's
 pixels before the ``scale`` enlargement. ``no_face`` lists the frames without a detection at or above
@@ -42,6 +45,8 @@ from typing import Any
 from bench.errors import DataError
 
 REPORT_NAME = "faces_report.json"
+#: A running extraction rewrites the report at most this often (each write holds every finished video).
+REWRITE_SECONDS = 30.0
 FORMAT = "forgery-bench faces report"
 VERSION = 3
 SUMMARY_KEYS = ("videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
@@ -129,6 +134,25 @@ def read_report(directory: Path) -> dict[str, Any] | None:
         raise DataError(f"{path} is not valid JSON ({err}); run bench data faces again to rewrite it.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"{path} is not a forgery-bench faces report; move it away or run bench data faces again.")
+    return _with_markers(directory, data)
+
+
+def _with_markers(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The report with every pending video that has a completion marker on disk counted as finished."""
+    pending = data.get("pending", [])
+    finished = {}
+    for video in pending:
+        path = marker_path(directory, video)
+        try:
+            finished[video] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            finished[video] = None  # cannot happen with atomic writes unless edited by hand: still pending
+    finished = {k: v for k, v in finished.items() if v is not None}
+    if finished:
+        records = [*data["videos"], *finished.values()]
+        rest = [v for v in pending if v not in finished]
+        data = {**data, "videos": sorted(records, key=lambda r: r["video"]), "pending": rest,
+                "summary": summarise(records, len(rest))}
     return data
 
 
@@ -136,6 +160,15 @@ def incomplete(pending: int, planned: int) -> str:
     """The words that say an extraction is unfinished (shared by the report's summary, the command and its error)."""
     return (f"INCOMPLETE: {pending} of {planned} planned videos not extracted (the run was interrupted or killed); "
             "run the same bench data faces command again to extract only those")
+
+
+def unfinished(directory: Path) -> str | None:
+    """A sentence saying that ``directory`` holds a face extraction stopped before the end, or None."""
+    data = read_report(directory)
+    if not data or not data.get("pending"):
+        return None
+    return (f"{directory} holds an unfinished face extraction ({directory / REPORT_NAME}): "
+            f"{incomplete(len(data['pending']), data['planned'])}")
 
 
 def describe(directory: Path, limit: int = 3) -> list[str]:
