@@ -124,7 +124,6 @@ def _faces(info: VideoInfo, indices: list[int], masks: Iterator, tools: Tools, t
             np.save(tmp / "landmarks" / f"{name}.npy", f["points"][pick].astype(np.float32))
         record["boxes"].append([f["index"], *(round(v, 1) for v in box), round(score, 3)])
         record["written"] += 1
-    record["off_track"].sort()
 
 
 def _publish(tmp: Path, target: Path) -> None:
