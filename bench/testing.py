@@ -36,11 +36,11 @@ class _CallCounter(nn.Module):
         return self.inner(*args, **kwargs)
 
 
-def _images(detector: Detector, n: int, train: bool) -> torch.Tensor:
+def _images(detector: Detector, n: int, train: bool, margin: int = 8) -> torch.Tensor:
     rng = np.random.default_rng(0)
-    size = detector.data_config().image_size
+    size = detector.data_config().image_size + margin
     transform = detector.transform(train=train)
-    pics = [Image.fromarray(rng.integers(0, 256, (size + 8, size + 8, 3), dtype=np.uint8)) for _ in range(n)]
+    pics = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
     return torch.stack([transform(p) for p in pics])
 
 
@@ -77,7 +77,11 @@ def check_detector(factory: Callable[[], Detector], batch_size: int = 4) -> list
     x = _images(det, batch_size, train=False)
     assert x.shape == (batch_size, 3, size, size), f"transform(train=False) gave {tuple(x.shape[1:])}, " \
                                                    f"expected (3, {size}, {size}) from data_config()"
-    assert _images(det, 2, train=True).shape[1:] == (3, size, size), "transform(train=True) changes the size"
+    # Training may use another size than evaluation (NPR trains on 224 crops and tests 256-px images), but one
+    # square size whatever the input's.
+    shape = _images(det, 2, train=True).shape[1:]
+    assert shape[0] == 3 and shape[1] == shape[2] and _images(det, 2, train=True, margin=24).shape[1:] == shape, \
+        "transform(train=True) does not give one square size for inputs of different sizes"
     done.append("transform_size")
     check_forward(det, x)
     done.append("forward_shape")

@@ -4,13 +4,21 @@
 L2-regularised logistic regression is fitted with scikit-learn for each value of ``c_values``, and the
 value is chosen on the validation split. ``univfd`` is the UnivFD recipe (Ojha et al., CVPR 2023) as a
 preset: a linear layer on the frozen CLIP ViT-L/14 image embedding trained with BCE and AdamW
-(lr 1e-4) under blur + JPEG augmentation, selected on validation accuracy.
+(lr 1e-4), selected on validation accuracy, with UnivFD's data pipeline: training images brought to
+256 px (shorter side, bilinear), blurred (σ ~ U[0, 3]) and JPEG-compressed (quality 30–100) each with
+probability 0.5, then a random 224 crop and a flip; test images centre-cropped to 224, never resized.
+
+Changes from the authors' training (also in ``portability_notes``): they stop early (patience 5 on
+validation accuracy, lr ÷ 10 at each stop, up to 100 epochs, batch 256) on ProGAN's *test* split; the
+preset runs a fixed number of epochs at constant lr and keeps the best epoch on the protocol's
+validation split (never a test split). The embedded protocols crop 56 px out of their 64-px images
+(``load_size`` 64, the same 224/256 ratio at native resolution).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,8 +36,13 @@ from detectors.blocks.tuning import FrozenBackboneMixin
 class ClipLinear(FrozenBackboneMixin, Detector):
     """Linear probe on a frozen backbone's final image embedding."""
 
-    version = "1"
+    version = "2"
     tensor_input = True
+    portability_notes: ClassVar[str] = (
+        "univfd: a fixed number of epochs at constant lr, best validation-accuracy epoch kept (the authors stop "
+        "early with patience 5 and lr / 10 per stop, validating on ProGAN's test split, which a protocol never "
+        "selects on). Embedded protocols: offline EfficientNet-Lite0, 56-px crops of the 64-px images "
+        "(load_size 64: UnivFD's 224-of-256 crop at native resolution).")
 
     @dataclass
     class Config:
@@ -47,6 +60,10 @@ class ClipLinear(FrozenBackboneMixin, Detector):
         #: Training augmentation for the "sgd" probe: "none" or "blur_jpeg".
         augment: str = "none"
         aug_prob: float = 0.1
+        #: Evaluation: "resize" (shorter side to image_size, then centre crop) or "center_crop" (no resize, UnivFD).
+        resize: str = "resize"
+        #: Training: shorter side resized to this (bilinear) before augmentation and the random crop; 0: not resized.
+        load_size: int = 0
         select: str | None = None
 
     def __init__(self, cfg: Config | None = None):
@@ -55,6 +72,9 @@ class ClipLinear(FrozenBackboneMixin, Detector):
             raise ConfigError(f"clip_linear probe must be 'logistic' or 'sgd', got {self.cfg.probe!r}.")
         if self.cfg.augment not in ("none", "blur_jpeg"):
             raise ConfigError(f"clip_linear augment must be 'none' or 'blur_jpeg', got {self.cfg.augment!r}.")
+        if self.cfg.resize not in ("resize", "center_crop") or self.cfg.load_size < 0:
+            raise ConfigError(f"clip_linear needs resize 'resize' or 'center_crop' and load_size >= 0 (0: no resize), "
+                              f"got {self.cfg.resize!r} and {self.cfg.load_size}.")
         self.backbone = build_backbone(self.cfg.backbone, image_size=self.cfg.image_size)
         self.backbone.requires_grad_(False)
         self.head = nn.Linear(self.backbone.embed_dim, 1)
@@ -67,13 +87,13 @@ class ClipLinear(FrozenBackboneMixin, Detector):
         return self.cfg.probe == "logistic"
 
     def data_config(self) -> DataConfig:
-        """The backbone's normalisation at the configured size."""
-        return self.backbone.data_config(self.cfg.image_size)
+        """The backbone's normalisation at the configured size; resize or crop per ``resize``."""
+        return self.backbone.data_config(self.cfg.image_size, resize=self.cfg.resize)
 
     def transform(self, train: bool):
-        """Eval: resize + center crop; train: random crop, flip and optional blur/JPEG augmentation."""
+        """Eval: resize + centre crop (or the crop alone); train: load resize, blur/JPEG, random crop, flip."""
         augment = BlurJpeg(p=self.cfg.aug_prob) if self.cfg.augment == "blur_jpeg" else None
-        return build_transform(self.data_config(), train=train, augment=augment)
+        return build_transform(self.data_config(), train=train, augment=augment, load_size=self.cfg.load_size)
 
     def features(self, images: Tensor) -> Tensor:
         """The frozen final image embedding."""
@@ -136,7 +156,9 @@ class ClipLinear(FrozenBackboneMixin, Detector):
 UNIVFD = Preset(
     detector=ClipLinear,
     overrides={"backbone": "open_clip:ViT-L-14-quickgelu@openai", "image_size": 224, "probe": "sgd", "lr": 1e-4,
-               "weight_decay": 0.0, "epochs": 5, "augment": "blur_jpeg", "aug_prob": 0.1, "select": "best:acc"},
-    description="UnivFD (Ojha et al., CVPR 2023): linear layer on frozen CLIP ViT-L/14, BCE + AdamW, blur/JPEG aug",
+               "weight_decay": 0.0, "epochs": 5, "augment": "blur_jpeg", "aug_prob": 0.5, "resize": "center_crop",
+               "load_size": 256, "select": "best:acc"},
+    description="UnivFD (Ojha et al., CVPR 2023): linear layer on frozen CLIP ViT-L/14, BCE + AdamW, blur/JPEG 0.5, "
+                "224 crops of 256-px images, no test resize",
     paper="2302.10174",
 )

@@ -10,8 +10,10 @@ kept. Test: centre 224 crop, no resize.
 
 Changes (also in ``portability_notes``): the authors stop early (patience 5 on validation accuracy,
 lr ÷ 10 at each stop, until lr < 1e-6); the harness runs a fixed number of epochs at constant lr and
-keeps the best validation-accuracy epoch. JPEG is PIL's only (the authors draw cv2 or PIL). The
-embedded protocols swap in the offline ImageNet EfficientNet-Lite0 at 64 px (its own normalisation),
+keeps the best validation-accuracy epoch. The blur is the authors' arithmetic (scipy's filter written
+into the uint8 image, about 0.9 grey level darker than an exact blur); JPEG is PIL's only (the authors
+draw cv2 or PIL, which gave identical bytes at every quality checked). Their loader's resize of the
+shorter side to 256 is a no-op on ProGAN's 256-px images and is not repeated. The embedded protocols swap in the offline ImageNet EfficientNet-Lite0 at 64 px (its own normalisation),
 all layers fine-tuned, same augmentation.
 """
 
@@ -34,12 +36,12 @@ from detectors.blocks.tuning import apply_tune
 class CNNSpot(Detector):
     """ImageNet ResNet-50, fully fine-tuned, one logit, blur + JPEG augmentation."""
 
-    version = "1"
+    version = "2"
     paper = "1912.11035"
     portability_notes: ClassVar[str] = (
         "No early stopping (the authors' patience-5 lr drops until lr < 1e-6 need validation-driven "
         "schedules): a fixed number of epochs at constant lr, best validation accuracy kept. JPEG by PIL "
-        "only (the authors draw cv2 or PIL). Embedded protocols: offline ImageNet EfficientNet-Lite0 at "
+        "only (the authors draw cv2 or PIL; identical bytes where checked). Embedded protocols: offline ImageNet EfficientNet-Lite0 at "
         "64 px instead of ResNet-50 at 224, every layer fine-tuned, same blur/JPEG augmentation.")
 
     @dataclass

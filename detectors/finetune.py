@@ -33,6 +33,13 @@ from detectors.blocks.backbones import build_backbone
 from detectors.blocks.released import load_exact, set_drop_path, strip_prefix
 from detectors.blocks.tuning import apply_tune
 
+#: DeepfakeBench's Xception always builds a 2048 -> 512 1x1 conv + BatchNorm (``adjust_channel``) that its
+#: "original" mode, the released model's, never runs; its files carry these tensors (name: shape).
+UNUSED_ADJUST_CHANNEL = {"backbone.adjust_channel.0.weight": (512, 2048, 1, 1), "backbone.adjust_channel.0.bias": (512,),
+                         **{f"backbone.adjust_channel.1.{k}": (512,)
+                            for k in ("weight", "bias", "running_mean", "running_var")},
+                         "backbone.adjust_channel.1.num_batches_tracked": ()}
+
 
 class FineTune(Detector):
     """Every backbone layer trained, linear head (two-class by default), DeepfakeBench's recipe."""
@@ -114,12 +121,18 @@ class FineTune(Detector):
 
     def load_checkpoint(self, state: dict[str, Tensor], where: str, metadata: dict[str, str]) -> None:
         """Also read DeepfakeBench's ``xception_best.pth``: ``backbone.*`` in Cadene's Xception names (timm's
-        ``legacy_xception``) with the head ``backbone.last_linear`` [2, 2048]."""
+        ``legacy_xception``) with the head ``backbone.last_linear`` [2, 2048]; its seven unused
+        ``backbone.adjust_channel.*`` tensors (:data:`UNUSED_ADJUST_CHANNEL`) are dropped, nothing else."""
         state = strip_prefix(state, "module.")
         if "backbone.last_linear.weight" not in state:
             super().load_checkpoint(state, where, metadata)
             return
         what = "DeepfakeBench's Xception (backbone.* Cadene names, backbone.last_linear [2, 2048])"
+        for key, shape in UNUSED_ADJUST_CHANNEL.items():
+            if key in state and tuple(state[key].shape) != shape:
+                raise ConfigError(f"Checkpoint {where} key {key!r} has shape {tuple(state[key].shape)}, but "
+                                  f"DeepfakeBench's unused adjust_channel layer has {shape}; it is not {what}.")
+        state = {k: v for k, v in state.items() if k not in UNUSED_ADJUST_CHANNEL}
         if not self.cfg.two_class:
             raise ConfigError(f"Checkpoint {where} has DeepfakeBench's two-class head; run with two_class=true.")
         body = {k[len("backbone."):]: v for k, v in state.items()

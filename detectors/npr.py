@@ -7,33 +7,38 @@ to each other. NPR exposes that: with ``x`` the normalised image,
 neighbour has a residual of zero everywhere). ``⅔·NPR(x)`` feeds the truncated ResNet of
 :mod:`detectors.blocks.truncated_resnet`, trained from scratch with one logit.
 
-Published recipe (the defaults): ImageNet normalisation, train on 224 crops with horizontal flips
-and no other augmentation, BCE, Adam (lr 2e-4, betas 0.9/0.999, no weight decay), 50 epochs,
-lr × 0.9 after epochs 10, 20, 30 and 40, the **last** epoch kept (ProGAN validation is only logged).
+Published recipe (the defaults): ImageNet normalisation; every image resized to 256 × 256 (bilinear,
+aspect not kept); training on random 224 crops of it with horizontal flips and no other augmentation;
+testing on the whole 256 × 256 image, uncropped (the authors' test of ForenSynths, UnivFD's and
+DiffusionForensics' sets; ``resize=center_crop`` tests on a centre ``image_size`` crop of the unresized
+image instead, as their GenImage test does); BCE, Adam (lr 2e-4, betas 0.9/0.999, no weight decay),
+50 epochs, lr × 0.9 after epochs 10, 20, 30 and 40, the **last** epoch kept (ProGAN validation is
+only logged).
 
 Changes, kept as small as the harness allows (also in ``portability_notes``):
 
-- Crops, never resizes: training takes a random ``image_size`` crop (zero-padded when smaller),
-  evaluation a centre crop. The authors resize to 256 before cropping, a no-op on their 256-px
-  ProGAN images, and test some benchmarks uncropped with batch 1; a batch needs one size here.
+- The authors test two benchmarks (GANGen-Detection, AIGCDetectBenchmark) at each image's own size
+  with batch 1; a batch needs one size here (``load_size`` 0 with ``resize=center_crop`` comes closest).
 - The lr schedule is laid over the run's steps (:mod:`detectors.blocks.schedules`): compressed when a
   protocol's budget stops training before ``epochs``.
 - The embedded protocols train as published at their 64-px size with their 3-epoch budget
-  (``detector_defaults.npr``); nothing pretrained is needed.
+  (``detector_defaults.npr``: ``load_size`` 64, the images' own size); nothing pretrained is needed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torchvision.transforms import v2
 
 from bench import DataConfig, Detector
 from bench.errors import ConfigError
-from bench.plugin.transforms import build_transform
+from bench.plugin.transforms import ToFloat, build_transform
 from detectors.blocks.released import load_exact
 from detectors.blocks.schedules import step_decay
 from detectors.blocks.truncated_resnet import TruncatedResNet
@@ -53,20 +58,26 @@ def npr_residual(x: Tensor) -> Tensor:
 class NPR(Detector):
     """Nearest-neighbour up-sampling residual into a truncated ResNet-50, trained from scratch."""
 
-    version = "1"
+    version = "2"
     paper = "2312.10461"
     portability_notes: ClassVar[str] = (
-        "Crops instead of resizing (random crop in training, centre crop at test; the authors' resize to 256 "
-        "is a no-op on 256-px ProGAN images, and their uncropped batch-1 test needs one size per batch here). "
-        "The lr schedule (x0.9 after epochs 10/20/30/40 of 50) is laid over the run's steps, so a protocol "
-        "budget compresses it. Embedded protocols: as published at 64 px and 3 epochs (from scratch).")
+        "One image size per batch: the authors' batch-1 tests at each image's own size (GANGen-Detection, "
+        "AIGCDetectBenchmark) are not reproduced. The lr schedule (x0.9 after epochs 10/20/30/40 of 50) is laid over the run's steps, so a protocol "
+        "budget compresses it. Embedded protocols: as published at 64 px (load_size 64, the images' own size) and "
+        "3 epochs (from scratch).")
 
     @dataclass
     class Config:
         """NPR's published recipe (ProGAN 4-class training)."""
 
-        #: Crop size; must be even (the residual pairs pixels in 2×2 cells).
+        #: Training crop size; must be even (the residual pairs pixels in 2×2 cells).
         image_size: int = 224
+        #: Images are resized to load_size × load_size (bilinear) before the training crop and for testing;
+        #: 0: never resized. Even (the test input is the resized image).
+        load_size: int = 256
+        #: Test input: "square" (the load_size × load_size image, uncropped) or "center_crop" (a centre
+        #: image_size crop of the unresized image).
+        resize: str = "square"
         lr: float = 2e-4
         weight_decay: float = 0.0
         epochs: int = 50
@@ -81,16 +92,31 @@ class NPR(Detector):
         if self.cfg.image_size < 2 or self.cfg.image_size % 2:
             raise ConfigError(f"Setting 'image_size' of detector 'npr' is {self.cfg.image_size}, but NPR compares "
                               f"pixels in 2x2 cells and needs an even size; use e.g. {self.cfg.image_size + 1}.")
+        c = self.cfg
+        if c.load_size < 0 or c.load_size % 2 or c.resize not in ("square", "center_crop") or \
+                (c.resize == "square" and c.load_size == 0):
+            raise ConfigError(f"Detector 'npr' needs an even load_size >= 0 (0: no resize) and resize 'square' (with "
+                              f"load_size > 0) or 'center_crop'; got load_size {c.load_size} and resize {c.resize!r}.")
         self.net = TruncatedResNet(num_outputs=1)
 
     def data_config(self) -> DataConfig:
-        """ImageNet normalisation; crop to ``image_size`` without resizing."""
-        return DataConfig(image_size=self.cfg.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        """ImageNet normalisation at the test input's size (``load_size`` for the square test, else ``image_size``)."""
+        size = self.cfg.load_size if self.cfg.resize == "square" else self.cfg.image_size
+        return DataConfig(image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bilinear",
                           resize="center_crop")
 
     def transform(self, train: bool):
-        """Train: random crop + horizontal flip (no blur/JPEG); eval: centre crop."""
-        return build_transform(self.data_config(), train=train)
+        """Train: square resize, random ``image_size`` crop, flip (no blur/JPEG); test: the square resize alone,
+        or a centre ``image_size`` crop."""
+        c, dc = self.cfg, self.data_config()
+        crops = dataclasses.replace(dc, image_size=c.image_size)
+        square = [v2.Resize((c.load_size, c.load_size), interpolation=v2.InterpolationMode.BILINEAR,
+                            antialias=True)] if c.load_size else []
+        if train:
+            return v2.Compose([*square, *build_transform(crops, train=True).transforms])
+        if c.resize == "center_crop":
+            return build_transform(crops, train=False)
+        return v2.Compose([*square, ToFloat(), v2.Normalize(list(dc.mean), list(dc.std))])
 
     def forward(self, images: Tensor) -> Tensor:
         """One logit per image from ``⅔ · NPR(images)``."""

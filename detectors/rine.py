@@ -8,8 +8,11 @@ Importance Estimator (softmax over blocks of a learned [1, T, proj_dim] tensor, 
 feature), then a second projection and a 3-layer head give the logit. Loss: summed BCE + factor ×
 SupCon(L2-normalised second-projection output, τ 0.07). Defaults are the released 4-class ProGAN
 model: CLIP ViT-L/14 (QuickGELU), nproj 2, proj_dim 1024, factor 0.2, Adam lr 1e-3, batch 128,
-1 epoch, last checkpoint, blur (σ ~ U[0, 3]) and JPEG (q ∈ {30, 100}) each with prob 0.5, random crop
-224 without resizing, center crop at test. (The paper's configs were ranked on test data.)
+1 epoch, last checkpoint, blur (σ ~ U[0, 3], written into the uint8 image as the authors' code does)
+and JPEG (q ∈ {30, 100}) each with prob 0.5, random crop 224 without resizing, center crop at test; the
+SupCon term averages over every anchor of the batch, as the released loss does. (The paper's configs
+were ranked on test data.) Not reproduced: the authors run CLIP in fp16 on a GPU (here fp32: logits
+move by about 0.004 on a spread of 3), and the latent-diffusion model's ten-crop test.
 
 Portability (EfficientNet-Lite0 at 64 px, the embedded protocols): the taps are the globally pooled
 outputs of each feature stage (16, 24, 40, 112, 320 channels) plus the pooled 1280-d head conv; as
@@ -59,7 +62,7 @@ def _projection(first: nn.Module, dim: int, nproj: int, dropout: float) -> nn.Se
 class RINE(FrozenBackboneMixin, Detector):
     """Frozen backbone, intermediate class-token taps, learned per-block importance, projections and head."""
 
-    version = "1"
+    version = "2"
     paper = "2402.19091"
     portability_notes: ClassVar[str] = (
         "On a CNN (EfficientNet-Lite0 at 64 px) the taps are the pooled outputs of each feature stage plus the "

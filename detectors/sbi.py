@@ -9,13 +9,17 @@ training split's reals, its validation split, its test sets.
 Published recipe (the defaults): EfficientNet-B4 with AdvProp ImageNet weights (timm
 ``tf_efficientnet_b4.ap_in1k``, the same TF weights as ``efficientnet_pytorch``'s ``advprop=True``),
 every layer trained, two-class head (logit ``z[1] − z[0]``, cross-entropy), dropout 0.4 before the
-head and drop-connect 0.2 (the library's defaults), 380×380 inputs in [0, 1] **without**
-normalisation, SAM (ρ 0.05) over SGD (lr 1e-3, momentum 0.9, no weight decay), 100 epochs with the
-lr decayed linearly to 0 from epoch 75, the last epoch kept.
+head and drop-connect 0.2 (the library's defaults), face crops stretched to 380×380 (bilinear, no
+centre crop) in [0, 1] **without** normalisation, SAM (ρ 0.05) over SGD (lr 1e-3, momentum 0.9, no
+weight decay), 100 epochs with the lr decayed linearly to 0 from epoch 75, the epoch with the best
+validation AUC on self-blended validation reals kept (the authors keep the five best by that AUC).
+The default 380 px matters: the authors' EfficientNet computes TF "same" padding once for 380 px,
+timm's per input, which agree only at 380 (at 224–320 px one stride-2 layer pads differently and
+logits of the same weights move by 9–31).
 
 Changes (also in ``portability_notes``): the face crop with random margins around the detector's box
-is not repeated (the harness's face data are already cropped); the image is resized to
-``image_size``. No Face-X-ray hull deformation. The schedule is laid over the run's steps. Which mask
+is not repeated (the harness's face data are already cropped); PIL's bilinear resize (antialiased
+when shrinking) instead of OpenCV's. No Face-X-ray hull deformation. The schedule is laid over the run's steps. Which mask
 each training image got (landmarks or the landmark-free face-region mask) follows from its extras:
 ``SelfBlendBuilder.mask_kind``. The embedded protocols use the offline EfficientNet-Lite0 at 64 px,
 inputs still in [0, 1], the landmark-free mask (no faces, no landmarks) and the published SGD lr 1e-3
@@ -47,13 +51,14 @@ MASKS = ("auto", "landmarks", "landmark_free")
 class SBI(Detector):
     """EfficientNet trained on real images and their self-blends only; SAM over SGD."""
 
-    version = "1"
+    version = "2"
     paper = "2204.08376"
     uses_train_fakes = False
     portability_notes: ClassVar[str] = (
         "Trains on the protocol's real training images and their self-blends (train fakes ignored). No "
-        "random-margin face re-crop (harness face data are already cropped; images are resized to "
-        "image_size); no Face-X-ray hull deformation; lr schedule laid over the run's steps. Embedded "
+        "random-margin face re-crop (harness face data are already cropped; images are stretched to "
+        "image_size); no Face-X-ray hull deformation; lr schedule laid over the run's steps; best validation "
+        "AUC kept. Image sizes other than 380 pad one layer differently from the authors' EfficientNet. Embedded "
         "protocols: offline EfficientNet-Lite0 at 64 px, inputs in [0, 1], landmark-free face-region mask, "
         "the published SGD lr 1e-3 (1e-2 was judged on validation AUC only: higher on synthetic_universal, "
         "lower on synthetic_cross_domain).")
@@ -76,7 +81,8 @@ class SBI(Detector):
         dropout: float = 0.4
         #: Stochastic depth of timm EfficientNets (lukemelas' drop-connect).
         drop_path: float = 0.2
-        select: str | None = "last"
+        #: The authors keep the checkpoints with the best validation AUC on self-blended validation reals.
+        select: str | None = "best:auc"
 
     def __init__(self, cfg: Config | None = None):
         super().__init__(cfg)
@@ -99,10 +105,10 @@ class SBI(Detector):
                           interpolation="bilinear")
 
     def transform(self, train: bool):
-        """Resize + square crop to ``image_size``, to [0, 1]. Training augmentation lives in the builder."""
+        """Stretch to ``image_size`` × ``image_size`` (the authors' face-crop resize), to [0, 1]. Training
+        augmentation lives in the builder."""
         size = self.cfg.image_size
-        return T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(size),
-                          T.ToTensor()])
+        return T.Compose([T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR), T.ToTensor()])
 
     def train_sample_builder(self) -> SelfBlendBuilder:
         """Real row → (real, 0) and (self-blend, 1); fake row → nothing."""

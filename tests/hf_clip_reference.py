@@ -60,3 +60,64 @@ def pooler_output(state: dict[str, torch.Tensor], images: torch.Tensor, act=F.ge
         x = x + lin((attn @ v).transpose(1, 2).reshape(b, -1, WIDTH), p + "self_attn.out_proj")
         x = x + lin(act(lin(ln(x, p + "layer_norm2"), p + "mlp.fc1")), p + "mlp.fc2")
     return ln(x[:, 0], "post_layernorm")
+
+
+# -- files written by ``transformers`` itself ------------------------------------------------------------
+def transformers_config(image_size: int = 64):
+    """A ``transformers`` ``CLIPVisionConfig`` with open_clip ``ViT-S-32``'s sizes (exact GELU, projection 384)."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(hidden_size=WIDTH, intermediate_size=MLP, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                            image_size=image_size, patch_size=PATCH, hidden_act="gelu", projection_dim=WIDTH)
+
+
+def _spread(model: torch.nn.Module, seed: int) -> None:
+    """Perturb every tensor (LayerNorms included), so a wrongly mapped one changes the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def saved_clip_vision(directory, image_size: int = 64, seed: int = 0):
+    """A random-init ``transformers.CLIPVisionModel`` saved with ``save_pretrained`` into ``directory``.
+
+    Returns the model and the vision tower's tensors as read back from the written ``model.safetensors``
+    (keys without the ``vision_model.`` prefix some ``transformers`` versions write).
+    """
+    from safetensors.torch import load_file
+    from transformers import CLIPVisionModel
+
+    torch.manual_seed(seed)
+    model = CLIPVisionModel(transformers_config(image_size)).eval()
+    _spread(model, seed)
+    model.save_pretrained(directory)
+    state = load_file(f"{directory}/model.safetensors")
+    return model, {k.removeprefix("vision_model."): v for k, v in state.items()}
+
+
+def saved_gend(directory, image_size: int = 64, seed: int = 0):
+    """GenD's Hugging Face layout (``feature_extractor`` = ``CLIPVisionModelWithProjection``, ``model.linear``
+    = Linear(D, 2)) as a ``transformers`` ``PreTrainedModel`` saved with ``save_pretrained``; returns the model
+    and the path of its ``model.safetensors``."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, PreTrainedModel
+
+    class Head(torch.nn.Module):
+        def __init__(self, width: int):
+            super().__init__()
+            self.linear = torch.nn.Linear(width, 2)
+
+    class GenDLayout(PreTrainedModel):
+        config_class = CLIPVisionConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.feature_extractor = CLIPVisionModelWithProjection(config)
+            self.model = Head(config.hidden_size)
+            self.post_init()
+
+    torch.manual_seed(seed)
+    model = GenDLayout(transformers_config(image_size)).eval()
+    _spread(model, seed)
+    model.save_pretrained(directory)
+    return model, f"{directory}/model.safetensors"

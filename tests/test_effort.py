@@ -176,6 +176,48 @@ def test_released_checkpoint_with_a_missing_or_foreign_key_fails(released, clip_
         clip_effort.load_checkpoint(wide, "f.pth", {})
 
 
+def effort_layout(vision: dict[str, torch.Tensor], seed: int = 0) -> tuple[dict[str, torch.Tensor], dict]:
+    """Effort's release from an HF vision tower's tensors: each attention projection split by its SVD into
+    weight_main (top D-1 triplets), a trained-looking residual triplet and the frozen U_r/S_r/V_r copies.
+    Returns the file's state and the effective weights (what the tower computes with)."""
+    g = torch.Generator().manual_seed(seed)
+    state, effective = {}, dict(vision)
+    for key, value in vision.items():
+        if ".self_attn." in key and key.endswith("_proj.weight"):
+            base = key.removesuffix(".weight")
+            u, s, vh = torch.linalg.svd(value.double())
+            r = value.shape[0] - 1
+            main = (u[:, :r] * s[:r]) @ vh[:r]
+            u_res = u[:, r:] + 0.1 * torch.randn(u[:, r:].shape, generator=g, dtype=torch.float64)
+            s_res, v_res = s[r:] + 0.5, vh[r:]
+            state.update({f"{base}.weight_main": main.float(), f"{base}.U_residual": u_res.float(),
+                          f"{base}.S_residual": s_res.float(), f"{base}.V_residual": v_res.float(),
+                          f"{base}.U_r": u[:, :r].float(), f"{base}.S_r": s[:r].float(), f"{base}.V_r": vh[:r].float()})
+            effective[key] = (main + (u_res * s_res) @ v_res).float()
+        else:
+            state[key] = value
+    return state, effective
+
+
+def test_a_release_built_from_a_transformers_clip_scores_as_transformers(tmp_path):
+    """The vision keys come from a file ``transformers`` wrote (save_pretrained), the reference from its forward."""
+    model, vision = hf.saved_clip_vision(tmp_path / "hf")
+    state, effective = effort_layout(vision)
+    head = torch.randn(2, hf.WIDTH), torch.tensor([0.2, -0.3])
+    release = {f"backbone.{k}": v for k, v in state.items()} | {"head.weight": head[0], "head.bias": head[1]}
+    torch.save(release, tmp_path / "effort.pth")
+    det = resolve_detector("effort", CLIP).build().eval()
+    loaded, meta = read_checkpoint(tmp_path / "effort.pth")
+    det.load_checkpoint(loaded, "effort.pth", meta)
+    prefix = "vision_model." if any(k.startswith("vision_model.") for k in model.state_dict()) else ""
+    model.load_state_dict({prefix + k: v for k, v in effective.items()})  # the weights the residuals make
+    images = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        pooled = model(pixel_values=images).pooler_output
+        logits = pooled @ head[0].t() + head[1]
+        torch.testing.assert_close(det(images), logits[:, 1] - logits[:, 0], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.slow
 def test_cli_trains_end_to_end_and_evaluates_a_released_file(tmp_path):
     import json

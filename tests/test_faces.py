@@ -20,7 +20,7 @@ from PIL import Image
 from bench.data.faces import crop as geometry
 from bench.data.faces.extract import Settings, new_record
 from bench.data.faces.layouts import Job
-from bench.data.faces.report import REPORT_NAME, marker_path
+from bench.data.faces.report import REPORT_NAME, describe, marker_path, read_report
 from bench.data.faces.run import _in_pool, extract_faces
 from bench.data.faces.synthetic import astronaut_clip, render, write_video
 from bench.data.faces.video import VideoError, probe, read_frames, sample_indices
@@ -136,15 +136,20 @@ def test_the_mask_picks_the_manipulated_face_and_a_switch_of_largest_face_is_a_j
     # The two faces swap sizes after frame 2: the largest face is another person from frame 3 on.
     swapped = [render(160, 80, [(40, 40, 60 if t >= 3 else 44), (120, 42, 44 if t >= 3 else 60)])[0] for t in range(6)]
     write_video(ff / "original_sequences/youtube/c23/videos/001.mp4", swapped)
-    extract_faces("ffpp", ff, settings=Settings(frames=6), workers=0, progress=False)
-    assert record_of(ff, "original_sequences/youtube/c23/videos/001.mp4")["jumps"] == [3]
-    fake = record_of(ff, "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4")
-    real = record_of(ff, "original_sequences/youtube/c23/videos/000.mp4")
+    track, largest = tmp_path / "track", tmp_path / "largest"
+    extract_faces("ffpp", ff, track, settings=Settings(frames=6), workers=0, progress=False)
+    extract_faces("ffpp", ff, largest, settings=Settings(frames=6, choose="largest"), workers=0, progress=False)
+    # The largest face is another person from frame 3 on; the track rule stays with one person.
+    assert record_of(largest, "original_sequences/youtube/c23/videos/001.mp4")["jumps"] == [3]
+    followed = record_of(track, "original_sequences/youtube/c23/videos/001.mp4")
+    assert followed["jumps"] == [] and len({geometry.centre(tuple(b[1:5]))[0] > 80 for b in followed["boxes"]}) == 1
+    fake = record_of(track, "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4")
+    real = record_of(largest, "original_sequences/youtube/c23/videos/000.mp4")
     assert fake["mask"] == "manipulated_sequences/Deepfakes/masks/videos/000_001.mp4" and real["mask"] is None
     assert fake["written"] == real["written"] == 6 and not fake["mask_unused"]
-    for (i, *box, _), (_, *largest, _) in zip(fake["boxes"], real["boxes"]):
+    for (i, *box, _), (_, *biggest, _) in zip(fake["boxes"], real["boxes"]):
         assert geometry.iou(tuple(box), small[i]) > 0.5  # the marked face
-        assert geometry.iou(tuple(largest), small[i]) == 0  # without a mask: the largest, the other one
+        assert geometry.iou(tuple(biggest), small[i]) == 0  # without a mask, the largest: the other one
 
 
 # -- bad input ---------------------------------------------------------------------------------------
@@ -168,10 +173,11 @@ def test_bad_videos_are_named_recorded_and_the_run_goes_on(tmp_path, capsys):
     records = {r["video"]: r for r in report_of(root)["videos"]}
     assert records["real/good.mp4"]["status"] == "ok" and records["real/good.mp4"]["written"] == 4
     assert (root / "real/frames/good").is_dir() and not (root / "fake/frames").exists()
-    for video, words in [("fake/truncated.mp4", "corrupt"), ("fake/notes.mp4", "not a video"),
-                         ("real/zero_frames.mp4", "no frames")]:
-        assert records[video]["status"] == "failed"
-        assert str(root / video) in records[video]["error"] and words in records[video]["error"], video
+    for video, words, not_words in [("fake/truncated.mp4", "truncated", "not a video"),
+                                    ("fake/notes.mp4", "not a video", "truncated"), ("real/zero_frames.mp4", "no ", "")]:
+        error = records[video]["error"]
+        assert records[video]["status"] == "failed" and words in error and (not not_words or not_words not in error)
+        assert str(root / video) in error and f"failed: {error}" in out, video  # each named on the terminal
     with pytest.raises(VideoError, match="notes.mp4"):
         probe(root / "fake/notes.mp4")
 
@@ -230,8 +236,12 @@ def test_a_run_killed_for_real_resumes_where_it_stopped(tmp_path):
     process.wait()
     before = {p.name for p in (out / ".faces/done/real").glob("*.json")}
     assert before  # at least one video finished before the kill
-    # The report written when the run started says that it did not finish.
-    assert report_of(out)["planned"] == 4 and report_of(out)["pending"] == [f"real/{n}.mp4" for n in range(4)]
+    # The report on disk says that the run did not finish; read, it also counts what the kill left finished.
+    assert report_of(out)["planned"] == 4 and report_of(out)["pending"]
+    left = [f"real/{n}.mp4" for n in range(4) if f"{n}.mp4.json" not in before]
+    seen = read_report(out)
+    assert seen["pending"] == left and seen["summary"]["videos"] == len(before) == 4 - seen["summary"]["pending"]
+    assert f"{len(left)} of 4 planned videos" in describe(out)[0] if left else "INCOMPLETE" not in describe(out)[0]
     summary = extract_faces("uadfv", root, out, Settings(frames=8), workers=0, progress=False)
     assert summary.skipped == len(before) and summary.extracted == 4 - len(before)
     assert summary.totals["ok"] == 4 and summary.totals["pending"] == 0 and not (out / ".faces/tmp").exists()

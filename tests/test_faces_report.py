@@ -81,3 +81,30 @@ def test_the_summary_of_an_interrupted_run_and_a_crash_say_what_is_left(tmp_path
         run.extract_faces("uadfv", root, out, run.Settings(frames=2), workers=0, progress=False)
     assert any("3 of 3 planned videos" in note for note in crashed.value.__notes__)
     assert report_of(out)["summary"]["pending"] == 3
+
+
+def test_index_of_an_extraction_stopped_before_any_fake_says_incomplete(tmp_path, monkeypatch, capsys):
+    from conftest import run_cli
+
+    root, out = tmp_path / "FaceForensics++", tmp_path / "out"
+    frames, _ = astronaut_clip(4, 128)
+    for video in ("original_sequences/youtube/c23/videos/000.mp4", "original_sequences/youtube/c23/videos/001.mp4",
+                  "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4"):
+        write_video(root / video, frames)
+    for split in ("train", "val", "test"):
+        (root / "splits").mkdir(exist_ok=True)
+        (root / f"splits/{split}.json").write_text(json.dumps([["000", "001"]] if split == "train" else []))
+    real = run.process_video
+
+    def stop_at_the_first_fake(job, *args):
+        if job.video.startswith("manipulated_sequences"):
+            raise KeyboardInterrupt
+        return real(job, *args)
+
+    monkeypatch.setattr(run, "process_video", stop_at_the_first_fake)
+    code, _, err = run_cli(["data", "faces", "ffpp", str(root), "--out", str(out), "--workers", "0",
+                            "--frames", "2", "--no-progress"], capsys)
+    assert code == 2 and "interrupted" in err
+    code, _, err = run_cli(["data", "index", "ffpp", str(out)], capsys)
+    assert code == 2 and "INCOMPLETE: 1 of 3 planned videos" in err and str(out / REPORT_NAME) in err
+    assert "holds no manipulation method" not in err and "Traceback" not in err

@@ -111,6 +111,35 @@ def test_deepfakebench_xception_file_scores_as_published(tmp_path):
         det.load_checkpoint(bad, "x.pth", {})
 
 
+#: The 2048 -> 512 1x1 conv + BatchNorm DeepfakeBench's Xception builds and, in its "original" mode, never uses.
+ADJUST_CHANNEL = {"backbone.adjust_channel.0.weight": (512, 2048, 1, 1), "backbone.adjust_channel.0.bias": (512,),
+                  **{f"backbone.adjust_channel.1.{k}": (512,) for k in ("weight", "bias", "running_mean", "running_var")},
+                  "backbone.adjust_channel.1.num_batches_tracked": ()}
+
+
+def test_a_deepfakebench_xception_file_with_its_unused_adjust_channel_loads(tmp_path):
+    torch.manual_seed(0)
+    det = resolve_detector("xception", {"backbone": "timm:legacy_xception@none", "image_size": 64}).build().eval()
+    reference = timm.create_model("legacy_xception", num_classes=2).eval()
+    state = {("backbone.last_linear." + k[3:] if k.startswith("fc.") else "backbone." + k): v
+             for k, v in reference.state_dict().items()}
+    state.update({k: torch.ones(shape) if shape else torch.tensor(7) for k, shape in ADJUST_CHANNEL.items()})
+    torch.save(state, tmp_path / "xception_best.pth")
+    from bench.run.checkpoint import read_checkpoint
+
+    loaded, meta = read_checkpoint(tmp_path / "xception_best.pth")
+    det.load_checkpoint(loaded, "xception_best.pth", meta)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        z = reference(x)
+        assert torch.allclose(det(x), z[:, 1] - z[:, 0], atol=1e-4)
+    # Exactly those seven keys are dropped: another adjust_channel key, or one of another shape, is refused.
+    for bad in ({**state, "backbone.adjust_channel.2.weight": torch.zeros(1)},
+                {**state, "backbone.adjust_channel.0.weight": torch.zeros(512, 1024, 1, 1)}):
+        with pytest.raises(ConfigError, match="adjust_channel"):
+            det.load_checkpoint(bad, "x.pth", {})
+
+
 @pytest.mark.slow
 def test_finetune_runs_end_to_end(tmp_path):
     result = run_tiny(tmp_path, "finetune")

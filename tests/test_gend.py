@@ -149,6 +149,20 @@ def test_released_safetensors_loads_strictly_and_scores_as_hf_clip(tmp_path):
         det.load_checkpoint({**state, "text_model.x": torch.zeros(1)}, str(path), meta)
 
 
+def test_a_file_transformers_wrote_in_gends_layout_scores_as_transformers(tmp_path):
+    """The file is a ``transformers`` PreTrainedModel in GenD's layout saved with ``save_pretrained``."""
+    model, path = hf.saved_gend(tmp_path / "gend")
+    det = resolve_detector("gend", {"backbone": "open_clip:ViT-S-32@none", "image_size": 64}).build().eval()
+    state, meta = read_checkpoint(path)
+    det.load_checkpoint(state, path, meta)
+    images = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        pooled = model.feature_extractor.vision_model(pixel_values=images).pooler_output
+        logits = model.model.linear(F.normalize(pooled, dim=1))
+        torch.testing.assert_close(det(images), logits[:, 1] - logits[:, 0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(det.backbone.model.proj, model.feature_extractor.visual_projection.weight.t())
+
+
 @pytest.mark.slow
 def test_cli_trains_end_to_end_and_evaluates_a_released_file(tmp_path):
     import json

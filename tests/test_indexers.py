@@ -90,6 +90,19 @@ def test_ffpp_missing_splits_say_where_to_get_them(tmp_path):
         index_dataset("ffpp", ff)
 
 
+def test_a_video_listed_in_two_split_files_is_refused(tmp_path):
+    ff = make_ffpp(tmp_path)
+    touch(ff / "splits/test.json", json.dumps([["004", "005"], ["001", "006"]]).encode())  # 001 is in train
+    with pytest.raises(DataError, match=r"video 001 .*train.json.*test.json"):
+        index_dataset("ffpp", ff)
+    root = tmp_path / "DeeperForensics-1.0"
+    for split in ("train", "val", "test"):
+        touch(root / f"lists/splits/{split}.txt", b"000_M101.mp4\n" if split != "val" else b"")
+    video(root / "manipulated_videos/end_to_end/frames/000_M101")
+    with pytest.raises(DataError, match=r"000_M101 .*train.txt.*test.txt"):
+        index_dataset("deeperforensics", root)
+
+
 def test_ffpp_wrong_compression_lists_what_exists(tmp_path):
     with pytest.raises(DataError, match="c23"):
         index_dataset("ffpp", make_ffpp(tmp_path), compression="c40")

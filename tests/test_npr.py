@@ -47,15 +47,14 @@ def test_network_sees_two_thirds_of_the_residual():
 
 def test_defaults_are_the_published_recipe():
     cfg = NPR.Config()
-    assert (cfg.image_size, cfg.lr, cfg.weight_decay, cfg.epochs, cfg.lr_decay, cfg.lr_decay_every, cfg.select) == (
-        224, 2e-4, 0.0, 50, 0.9, 10, "last")
+    assert (cfg.image_size, cfg.load_size, cfg.resize, cfg.lr, cfg.weight_decay, cfg.epochs, cfg.lr_decay,
+            cfg.lr_decay_every, cfg.select) == (224, 256, "square", 2e-4, 0.0, 50, 0.9, 10, "last")
     det = NPR(NPR.Config(image_size=32))
     assert 1.40e6 < sum(p.numel() for p in det.parameters()) < 1.48e6
     assert det.net.conv1.kernel_size == (3, 3) and det.net.conv1.stride == (2, 2)
     assert not hasattr(det.net, "layer3") and det.net.fc1.out_features == 1
     dc = det.data_config()
-    assert (dc.mean, dc.std, dc.resize) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "center_crop")
-    assert "Crops instead of resizing" in NPR.portability_notes
+    assert (dc.mean, dc.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def test_odd_image_size_is_a_config_error():
@@ -63,15 +62,38 @@ def test_odd_image_size_is_a_config_error():
         resolve_detector("npr", {"image_size": 33}).build()
 
 
-def test_images_are_cropped_never_resized():
-    det = NPR(NPR.Config(image_size=16))
+def normalise(det, pixels: np.ndarray) -> torch.Tensor:
+    dc = det.data_config()
+    return (torch.tensor(pixels).permute(2, 0, 1) / 255.0 - torch.tensor(dc.mean)[:, None, None]) \
+        / torch.tensor(dc.std)[:, None, None]
+
+
+def test_test_images_are_resized_to_a_square_without_cropping_as_the_authors_test():
+    det = NPR(NPR.Config(image_size=16, load_size=20))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 24, 3), dtype=np.uint8))
+    out = det.transform(train=False)(image)
+    expected = normalise(det, np.asarray(image.resize((20, 20), Image.BILINEAR)))
+    assert out.shape == (3, 20, 20) and torch.allclose(out, expected, atol=1e-6)
+    steps = det.transform(train=True).transforms
+    assert steps[0].size == [20, 20] and det.transform(train=True)(image).shape == (3, 16, 16)
+
+
+def test_the_centre_crop_test_stays_a_setting():
+    det = NPR(NPR.Config(image_size=16, resize="center_crop"))
     pixels = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     out = det.transform(train=False)(Image.fromarray(pixels))
-    expected = (torch.tensor(pixels[4:20, 4:20]).permute(2, 0, 1) / 255.0 - torch.tensor(det.data_config().mean)[:, None, None]) \
-        / torch.tensor(det.data_config().std)[:, None, None]
-    assert torch.allclose(out, expected, atol=1e-6)
-    train = det.transform(train=True)(Image.fromarray(pixels))
-    assert train.shape == (3, 16, 16)
+    assert torch.allclose(out, normalise(det, pixels[4:20, 4:20]), atol=1e-6)
+    with pytest.raises(ConfigError, match="resize"):
+        NPR(NPR.Config(resize="stretch"))
+    with pytest.raises(ConfigError, match="load_size"):
+        NPR(NPR.Config(load_size=15))
+
+
+def test_results_record_the_transforms_a_run_used(tmp_path):
+    result = run_tiny(tmp_path, "npr", "-o", "load_size=64")
+    transforms = result["detector"]["transforms"]
+    assert "Resize(size=[64, 64]" in transforms["eval"] and "CenterCrop" not in transforms["eval"]
+    assert "RandomCrop(size=(32, 32)" in transforms["train"]
 
 
 def test_lr_is_multiplied_by_0_9_after_epochs_10_20_30_40():

@@ -99,9 +99,11 @@ def test_supcon_matches_its_definition_on_a_small_example():
         denom = sum(math.exp(float(z[i] @ z[a]) / tau) for a in others)
         pos = [p for p in others if labels[p] == labels[i]]
         per_anchor.append(-sum(math.log(math.exp(float(z[i] @ z[p]) / tau) / denom) for p in pos) / len(pos))
-    expected = (tau / 0.07) * sum(per_anchor) / len(per_anchor)
+    # RINE's released loss averages over all 5 anchors: the one without a positive counts 0.
+    expected = (tau / 0.07) * sum(per_anchor) / 5
     assert supcon(z, labels, temperature=tau, base_temperature=0.07).item() == pytest.approx(expected, rel=1e-5)
     assert supcon(z, torch.arange(5)).item() == 0.0  # no positive pair at all
+    assert supcon(z[:1], labels[:1]).item() == 0.0  # a final batch of one: 0, not NaN
 
 
 def released_state(det) -> dict[str, torch.Tensor]:

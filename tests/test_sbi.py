@@ -13,8 +13,16 @@ import torch
 from bench.errors import ConfigError, DataError
 from bench.plugin.factory import resolve_detector
 from bench.testing import check_detector
+from detectors.blocks import sbi_blend
 from detectors.blocks.released import lukemelas_to_timm
-from detectors.blocks.sbi_blend import SelfBlendBuilder, face_region_mask, landmark_mask, self_blend
+from detectors.blocks.sbi_blend import (
+    SelfBlendBuilder,
+    face_region_mask,
+    landmark_mask,
+    mask_core,
+    random_downscale,
+    self_blend,
+)
 from detectors.sbi import SBI
 
 LITE0 = {"backbone": "timm:tf_efficientnet_lite0@imagenet-offline", "image_size": 32}
@@ -45,17 +53,67 @@ def test_fake_differs_from_its_real_only_inside_the_mask(landmarks):
             assert np.abs(real[inside] - fake[inside]).mean() > 0.5
 
 
+def test_the_real_of_a_pair_is_the_target_after_its_transform():
+    """With the target transformed, real and fake share the global change and still differ only inside the mask."""
+    for seed in range(4):
+        image = photo(seed=seed)
+        blend = self_blend(image, None, np.random.default_rng(seed), joint=False, target_transform_prob=1.0)
+        real, fake = np.asarray(blend.real, dtype=int), np.asarray(blend.fake, dtype=int)
+        outside = blend.mask == 0
+        assert outside.any() and np.array_equal(real[outside], fake[outside])
+        original = np.asarray(image, dtype=int)
+        assert not (np.array_equal(real, original) or np.array_equal(real, original[:, ::-1]))
+
+
+def test_the_down_scale_factor_is_2_or_4_nearest_down_linear_up():
+    from torch.nn import functional as F
+
+    arr = np.random.default_rng(0).uniform(0, 255, (40, 36, 3))
+
+    def candidate(r):  # OpenCV's nearest picks source pixel floor(i * r); linear up with half-pixel centres
+        small = torch.from_numpy(arr[:: r, :: r][: 40 // r, : 36 // r].copy()).permute(2, 0, 1)[None]
+        return F.interpolate(small, size=(40, 36), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+
+    seen = set()
+    for seed in range(12):
+        out = random_downscale(arr, np.random.default_rng(seed))
+        match = [r for r in (2, 4) if np.allclose(out, candidate(r), atol=1e-6)]
+        assert len(match) == 1, seed
+        seen.add(match[0])
+    assert seen == {2, 4}
+
+
+def test_the_blend_mask_keeps_the_hull_and_resizes_height_and_width_independently(monkeypatch):
+    """The authors' threshold (on a uint8 mask, blurred and divided by its maximum) keeps the blur's >= 0.5 level
+    set, so the hull is not eroded: its area moves by under 3 % for every kernel."""
+    yy, xx = np.mgrid[:256, :256]
+    hull = (((xx - 128) / 70) ** 2 + ((yy - 140) / 90) ** 2 <= 1).astype(np.float64)
+    for kernel in (5, 15, 25):
+        core = mask_core(hull, kernel)
+        assert set(np.unique(core)) == {0.0, 1.0}
+        assert abs(core.sum() / hull.sum() - 1) < 0.03, kernel
+    sizes = []
+    real_resize = sbi_blend._resize
+    monkeypatch.setattr(sbi_blend, "_resize", lambda m, size: sizes.append(size) or real_resize(m, size))
+    for seed in range(10):
+        soft = sbi_blend.soften_mask(hull[::4, ::4], np.random.default_rng(seed))
+        assert soft.shape == (64, 64) and 0 <= soft.min() and soft.max() <= 1
+    drawn = sizes[::2]  # every other resize is the one back to the image size
+    assert all(192 <= w <= 256 and 192 <= h <= 256 for w, h in drawn) and any(w != h for w, h in drawn)
+
+
 def test_mask_comes_from_the_landmarks_or_the_central_face_region():
     rng = np.random.default_rng(0)
     hard = landmark_mask(SQUARE, (64, 64), rng)
     assert hard[5:20, 5:20].all() and hard.sum() == hard[4:21, 4:21].sum()
     for seed in range(6):
         lm = self_blend(photo(seed=seed), SQUARE, np.random.default_rng(seed), joint=False)
-        flipped = np.array_equal(np.asarray(lm.real), np.asarray(photo(seed=seed))[:, ::-1])
-        away = lm.mask[:, :32] if flipped else lm.mask[:, 32:]  # the landmarks flip with the image
-        assert lm.mask_kind == "landmarks" and lm.mask[32:].max() == 0 and away.max() == 0 and lm.mask.max() > 0
+        # The landmarks flip with the image: the mask lies in the top-left or the top-right quarter.
+        sides = lm.mask[:, :32].max(), lm.mask[:, 32:].max()
+        assert lm.mask_kind == "landmarks" and lm.mask[32:].max() == 0 and min(sides) == 0 and lm.mask.max() > 0
         free = self_blend(photo(seed=seed), None, np.random.default_rng(seed), joint=False)
-        assert free.mask_kind == "landmark_free" and free.mask[:4].max() == 0 and free.mask[:, :4].max() == 0
+        # The hull is not eroded, so only the second blur's faint tail may reach the border.
+        assert free.mask_kind == "landmark_free" and free.mask[:4].max() < 0.01 and free.mask[:, :4].max() < 0.01
     region = face_region_mask((64, 64), np.random.default_rng(1))
     ys, xs = np.nonzero(region)
     assert 24 < ys.mean() < 46 and 22 < xs.mean() < 42
@@ -94,13 +152,18 @@ def test_defaults_are_the_published_recipe():
     cfg = SBI.Config()
     assert (cfg.backbone, cfg.image_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.rho, cfg.epochs,
             cfg.decay_start_epoch, cfg.dropout, cfg.drop_path, cfg.select) == (
-        "timm:tf_efficientnet_b4.ap_in1k", 380, 1e-3, 0.9, 0.0, 0.05, 100, 75.0, 0.4, 0.2, "last")
+        "timm:tf_efficientnet_b4.ap_in1k", 380, 1e-3, 0.9, 0.0, 0.05, 100, 75.0, 0.4, 0.2, "best:auc")
     assert SBI.uses_train_fakes is False
     det = resolve_detector("sbi", LITE0).build()
     dc = det.data_config()
     assert (dc.mean, dc.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # inputs in [0, 1], not normalised
     x = det.transform(train=False)(photo())
     assert x.shape == (3, 32, 32) and x.min() >= 0 and x.max() <= 1
+    # The authors stretch the face crop to a square (no centre crop): a wide image keeps its edges.
+    wide = photo(64).resize((64, 32))
+    stretched = det.transform(train=False)(wide)
+    assert torch.allclose(stretched, torch.from_numpy(np.asarray(wide.resize((32, 32), 2), dtype=np.float32) / 255
+                                                      ).permute(2, 0, 1), atol=1e-6)
     optimizer, scheduler = det.configure_optimizer(total_steps=100)
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["momentum"] == 0.9
     lrs = []
@@ -177,7 +240,7 @@ def test_sbi_runs_end_to_end_on_reals_only(tmp_path):
     from detector_runs import run_tiny
 
     result = run_tiny(tmp_path, "sbi", "--batch-size", "4")  # 4 real rows once the fakes are left out
-    assert result["status"] == "complete" and result["selection"]["rule"] == "last"
+    assert result["status"] == "complete" and result["selection"]["rule"] == "best:auc"
     assert np.isfinite(result["groups"]["unseen"]["auc"])
     assert result["detector"]["uses_train_fakes"] is False and result["origin"]["kind"] == "protocol"
 

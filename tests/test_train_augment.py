@@ -46,3 +46,15 @@ def test_jpeg_round_trip_degrades_at_low_quality():
     img = image()
     err = [np.abs(np.asarray(jpeg(img, q), dtype=float) - np.asarray(img)).mean() for q in (10, 95)]
     assert err[0] > err[1] > 0
+
+
+def test_rine_blur_is_the_authors_truncating_uint8_blur():
+    from scipy.ndimage import gaussian_filter1d
+
+    img = image(40)
+    out = seeded(BlurJpegChoice(p=1.0, sigma=(2.0, 2.0), qualities=(100,)), img, 0)
+    # scipy's passes written into the uint8 image (RINE's in-place call): each pass floors; then JPEG q 100.
+    ref = np.asarray(img, dtype=np.float64)
+    for axis in (0, 1):
+        ref = np.floor(gaussian_filter1d(ref, 2.0, axis=axis, mode="reflect"))
+    np.testing.assert_array_equal(out, np.asarray(jpeg(Image.fromarray(ref.astype(np.uint8)), 100)))

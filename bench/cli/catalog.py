@@ -94,6 +94,27 @@ def cmd_show(args: argparse.Namespace) -> None:
     for line in textwrap.wrap(" ".join(notes.split()), 100):
         print(f"# offline analog: {line}")
     print(yaml.safe_dump(dataclasses.asdict(spec.config), sort_keys=False), end="")
+    _print_transforms(spec)
+
+
+def _print_transforms(spec) -> None:
+    """The detector's train and eval transforms, step by step; built with a random-init backbone (and said so)
+    when its weights cannot be loaded here: the steps and constants come from the architecture and settings."""
+    try:
+        det = spec.build()
+    except BenchError as err:
+        backbone = getattr(spec.config, "backbone", None)
+        if not isinstance(backbone, str):
+            print(f"# transforms: not shown, the detector cannot be built here ({err})")
+            return
+        random_init = f"{backbone.partition('@')[0]}@none"
+        det = spec.cls(dataclasses.replace(spec.config, backbone=random_init))
+        print(f"# transforms built with backbone {random_init} (random init: its weights are not available here)")
+    for train in (True, False):
+        steps = getattr(det.transform(train=train), "transforms", [det.transform(train=train)])
+        print(f"# {'train' if train else 'eval'} transform:")
+        for step in steps:
+            print(f"#   {step!r}")
 
 
 def _print_counts(proto, data_root: str | None) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.cli.faces import add as add_faces
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, DataError
 
 EXAMPLES = ("bench data synth --out synth_data --protocol synthetic_universal\n"
             "  bench data index ffpp $BENCH_DATA_ROOT/FaceForensics++\n"
@@ -54,8 +54,14 @@ def _data_index(args: argparse.Namespace) -> None:
     if args.json:
         options["json"] = args.json
     notes: list[str] = []
-    path = index_dataset(args.layout, Path(args.root), Path(args.out) if args.out else None,
-                         overwrite=args.overwrite, notes=notes, **options)
+    try:
+        path = index_dataset(args.layout, Path(args.root), Path(args.out) if args.out else None,
+                             overwrite=args.overwrite, notes=notes, **options)
+    except DataError as err:
+        from bench.data.faces import unfinished
+
+        stopped = unfinished(Path(args.root))  # then what is missing is the extraction's rest, not a folder
+        raise (DataError(f"{stopped}, then index it.") if stopped else err) from None
     print(f"wrote {path}")
     for note in notes:
         print(f"note: {note}")

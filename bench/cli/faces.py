@@ -28,7 +28,12 @@ def add(data_sub) -> argparse.ArgumentParser:
     faces.add_argument("--detect-size", type=int, default=640,
                        help="longer side of the frame the detector sees, 0 = full resolution (default 640)")
     faces.add_argument("--upsample", type=int, default=1, help="most dlib pyramid up-sampling, used where a coarser scan finds no face (default 1)")
-    faces.add_argument("--min-score", type=float, default=0.0, help="detector score needed (default 0)")
+    faces.add_argument("--min-score", type=float, default=0.0, help="score dlib needs to return a detection (default 0)")
+    faces.add_argument("--score-floor", type=float, default=0.3,
+                       help="a detection below this score is never cropped; frames with only such are reported (default 0.3)")
+    faces.add_argument("--choose", choices=["track", "largest"], default="track",
+                       help="the face kept: the most confident continuous track (default), or the largest box per frame "
+                            "(DeepfakeBench's rule; with --score-floor 0 to reproduce its crops)")
     faces.add_argument("--jump", type=float, default=1.0,
                        help="report a kept face that moves more than this many face sizes (default 1.0)")
     faces.add_argument("--landmarks", type=int, default=0, choices=[0, 5, 68],
@@ -45,7 +50,8 @@ def settings_from(args: argparse.Namespace):
     from bench.data.faces.settings import Settings
 
     return Settings(frames=args.frames, size=args.size, scale=args.scale, detect_size=args.detect_size,
-                    upsample=args.upsample, min_score=args.min_score, jump=args.jump, landmarks=args.landmarks)
+                    upsample=args.upsample, min_score=args.min_score, score_floor=args.score_floor, choose=args.choose,
+                    jump=args.jump, landmarks=args.landmarks)
 
 
 def options_from(args: argparse.Namespace) -> dict[str, str]:

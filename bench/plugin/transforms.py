@@ -22,8 +22,9 @@ from __future__ import annotations
 import io
 import random
 
+import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 from torchvision.transforms import RandomCrop, v2
 from torchvision.transforms import functional as F
 
@@ -51,12 +52,20 @@ class ToFloat:
         return "ToFloat()"
 
 
-def build_transform(cfg: DataConfig, train: bool, augment=None) -> v2.Compose:
+def build_transform(cfg: DataConfig, train: bool, augment=None, load_size: int = 0,
+                    load_interpolation: str = "bilinear") -> v2.Compose:
     """Resize (or center-crop) to ``cfg.image_size``, flip when training, normalise.
 
-    ``augment`` runs first (training only), on whatever the pipeline was given (PIL or tensor).
+    ``augment`` runs first in training, on whatever the pipeline was given (PIL or tensor).
+    ``load_size`` > 0 puts a resize of the shorter side to ``load_size`` (``load_interpolation``) before
+    it, in training only: the loaders of CNNDetection and UnivFD bring every training image to 256 px
+    this way, then augment, then take a random crop of the native-resolution image.
     """
-    steps: list = [augment] if (train and augment is not None) else []
+    steps: list = []
+    if train and load_size > 0:
+        steps.append(v2.Resize(load_size, interpolation=_INTERPOLATION[load_interpolation], antialias=True))
+    if train and augment is not None:
+        steps.append(augment)
     if cfg.resize == "resize":
         interpolation = _INTERPOLATION[cfg.interpolation]
         steps.append(v2.Resize(cfg.image_size, interpolation=interpolation, antialias=True))
@@ -70,8 +79,27 @@ def build_transform(cfg: DataConfig, train: bool, augment=None) -> v2.Compose:
     return v2.Compose(steps)
 
 
+def truncating_blur(img: Image.Image, sigma: float) -> Image.Image:
+    """Gaussian blur as CNNDetection, UnivFD and RINE apply it: ``scipy.ndimage.gaussian_filter`` per channel,
+    written into the uint8 image itself.
+
+    scipy filters one axis after the other into the uint8 output, so each pass truncates towards zero:
+    the result is about 0.9 grey level darker on average than an exact blur (a bias of the published models,
+    kept on purpose). Reflected borders, truncated at 4 sigma (scipy's defaults).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    arr = np.array(img.convert("RGB"), dtype=np.uint8)
+    for c in range(3):
+        gaussian_filter(arr[..., c], sigma=sigma, output=arr[..., c])
+    return Image.fromarray(arr)
+
+
 class BlurJpeg:
     """CNNDetection/UnivFD training augmentation: Gaussian blur and JPEG re-compression, each with prob ``p``.
+
+    The blur is :func:`truncating_blur` (the authors' arithmetic); JPEG is PIL's encoder, which gave the
+    same bytes as OpenCV's (the authors draw either) at every quality checked.
 
     Accepts a PIL image or a uint8 ``[3, H, W]`` tensor and returns the same kind; a tensor is
     converted to PIL inside (JPEG needs an encoder; a GPU tensor goes to the CPU and back),
@@ -87,7 +115,7 @@ class BlurJpeg:
             pil = F.to_pil_image(img.as_subclass(torch.Tensor).cpu())
             return F.pil_to_tensor(self(pil)).to(img.device)
         if random.random() < self.p:
-            img = img.filter(ImageFilter.GaussianBlur(random.uniform(*self.blur_sigma)))
+            img = truncating_blur(img, random.uniform(*self.blur_sigma))
         if random.random() < self.p:
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=random.randint(*self.jpeg_quality))

@@ -84,12 +84,6 @@ def sharpen(arr: np.ndarray, alpha: float, lightness: float) -> np.ndarray:
     return np.clip(out, 0, 255)
 
 
-def downscale(img: Image.Image, factor: float) -> Image.Image:
-    """Down-scale by ``factor`` (nearest) and back to the original size (bilinear): lost high frequencies."""
-    small = img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.NEAREST)
-    return small.resize(img.size, Image.BILINEAR)
-
-
 def jpeg(img: Image.Image, quality: int) -> Image.Image:
     """Re-encode as JPEG at ``quality`` (PIL)."""
     buf = io.BytesIO()

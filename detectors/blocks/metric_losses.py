@@ -37,8 +37,10 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.07, base_temperatur
     """Supervised contrastive loss with one view per image, labels as classes (L_out of Khosla et al.).
 
     For anchor i with positives P(i) (other images of its label) and all others A(i):
-    −(τ/τ_base)/|P(i)| · Σ_{p∈P(i)} log(exp(zᵢ·z_p/τ) / Σ_{a∈A(i)} exp(zᵢ·z_a/τ)), averaged over the
-    anchors that have a positive; 0 when none has.
+    −(τ/τ_base)/|P(i)| · Σ_{p∈P(i)} log(exp(zᵢ·z_p/τ) / Σ_{a∈A(i)} exp(zᵢ·z_a/τ)), averaged over all
+    anchors, an anchor without a positive counting 0: the paper leaves that case undefined, and the loss
+    RINE's released models were trained with averages this way. 0 when no anchor has a positive (also
+    for a batch of one, where that loss gives NaN).
     """
     n = z.shape[0]
     logits = (z.float() @ z.float().t()) / temperature
@@ -51,4 +53,4 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.07, base_temperatur
     if not bool(has.any()):
         return z.sum() * 0
     mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1)[has] / counts[has]
-    return -(temperature / base_temperature) * mean_log_prob.mean()
+    return -(temperature / base_temperature) * mean_log_prob.sum() / n

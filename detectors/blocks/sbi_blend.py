@@ -8,19 +8,24 @@ change. Per real training image (pure functions of the image, its landmarks and 
 2. mask: the convex hull of the facial landmarks (with 81 points, the first 68 only with p 0.25) or,
    without landmarks, the landmark-free face-region mask (:func:`face_region_mask`);
 3. source = target = the image; the *source transform* (RGB shift ±20 p 0.3, HSV shift ±0.3 p 1,
-   brightness/contrast ±0.1 p 1, then one of {down-scale by U[0.25, 0.5] and back, sharpen α 0.2–0.5})
-   goes to the source with p 0.5, else to the target;
+   brightness/contrast ±0.1 p 1, then one of {down-scale by 2 or 4 (nearest) and back (linear),
+   sharpen α 0.2–0.5}) goes to the source with p 0.5, else to the target; the **target, transformed or
+   not, is the pair's real image**, so real and fake differ only inside the mask;
 4. source-only jitter: affine (translate x ±3 %, y ±1.5 %, scale 0.95–1/0.95) on source and mask,
    elastic deformation (α 50, σ 7) on the mask only;
-5. soft mask (:func:`soften_mask`): resize to a random 192–256 square, blur (odd kernel 5–25), keep only
-   values equal to 1, blur again (odd kernel 5–25, σ 5–45), scale to max 1, resize back, multiply by a
-   ratio from {0.25, 0.5, 0.75, 1, 1, 1};
+5. soft mask (:func:`soften_mask`): resize to a random 192–256 height and an independent 192–256 width,
+   blur (odd kernel 5–25), divide by the maximum and keep the ≥ 0.5 level set (:func:`mask_core`), blur
+   again (odd kernel 5–25, integer σ 5–45), divide by the maximum, resize back, multiply by a ratio
+   from {0.25, 0.5, 0.75, 1, 1, 1};
 6. fake = mask·source + (1 − mask)·target;
 7. joint transform, the same draw for real and fake: RGB shift ±20 p 0.3, HSV ±0.3 p 0.3,
    brightness/contrast ±0.3 p 0.3, JPEG quality 40–100 p 0.5.
 
-Our choices where the paper gives no number: the down-scale factor range, the landmark-free mask, and
-no Face-X-ray hull deformation (the authors use it when that library is installed).
+Where the paper gives no number the authors' released training (the code that produced their
+models) was followed, as read in their description and measured against it: the down-scale factors,
+the ≥ 0.5 threshold (their mask is 8-bit, so "blurred value equal to its maximum" holds wherever the
+blur rounds to 1) and integer σ. Our own choices: the landmark-free mask, and no Face-X-ray hull
+deformation (the authors use it when that library is installed).
 """
 
 from __future__ import annotations
@@ -76,15 +81,43 @@ def _resize(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask.astype(np.float32), mode="F").resize(size, Image.BILINEAR), np.float64)
 
 
+def mask_core(mask: np.ndarray, kernel: int) -> np.ndarray:
+    """Step 5's hard core: blur (odd ``kernel``), divide by the maximum, keep the ≥ 0.5 level set (0/1).
+
+    The authors keep the pixels whose blurred value equals the maximum, on an 8-bit mask: the blur rounds
+    to 1 wherever it reaches 0.5, so the region kept is the ≥ 0.5 level set, the hull itself (not eroded).
+    """
+    m = A.gaussian_blur(mask, kernel)
+    peak = m.max()
+    return (m >= 0.5 * peak).astype(np.float64) if peak > 0 else np.zeros_like(m)
+
+
 def soften_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Step 5: the soft blending mask in [0, 1] from a hard mask."""
     h, w = mask.shape
-    side = int(rng.integers(192, 257))
-    m = A.gaussian_blur(_resize(mask, (side, side)), _odd(rng, 5, 25))
-    m[m < 1] = 0  # keep only the interior: the boundary moves inwards by about half a kernel
-    m = A.gaussian_blur(m, _odd(rng, 5, 25), float(rng.uniform(5, 45)))
+    size = (int(rng.integers(192, 257)), int(rng.integers(192, 257)))  # width and height, drawn independently
+    m = mask_core(_resize(mask, size), _odd(rng, 5, 25))
+    m = A.gaussian_blur(m, _odd(rng, 5, 25), float(rng.integers(5, 46)))
     m = m / m.max() if m.max() > 0 else m
     return _resize(m, (w, h)) * float(rng.choice([0.25, 0.5, 0.75, 1, 1, 1]))
+
+
+def random_downscale(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Down-scale a float H×W×3 image by 2 or 4 and back: the high frequencies the source loses.
+
+    Down: the size divided by the factor and truncated, nearest neighbour as OpenCV picks it (output pixel
+    i reads ⌊i·H/h⌋); up: linear with half-pixel centres.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    r = int(rng.choice([2, 4]))
+    h, w = arr.shape[:2]
+    dh, dw = max(1, h // r), max(1, w // r)
+    rows, cols = (np.floor(np.arange(d) * (n / d)).astype(int) for d, n in ((dh, h), (dw, w)))
+    small = arr[rows][:, cols]
+    t = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float64)).permute(2, 0, 1)[None]
+    return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
 
 
 def source_transform(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,7 +127,7 @@ def source_transform(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     arr = A.hsv_shift(arr, *rng.uniform(-0.3, 0.3, 3))
     arr = A.brightness_contrast(arr, rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1))
     if rng.random() < 0.5:
-        return A.to_array(A.downscale(A.to_image(arr), rng.uniform(0.25, 0.5))).astype(np.float64)
+        return random_downscale(arr, rng)
     return A.sharpen(arr, rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0))
 
 
@@ -142,8 +175,8 @@ class Blend:
 
 def self_blend(image: Image.Image, landmarks: np.ndarray | None, rng: np.random.Generator,
                joint: bool = True, target_transform_prob: float = 0.5) -> Blend:
-    """Steps 1–7 for one real image. ``joint=False`` and ``target_transform_prob=0`` isolate the blend
-    (the fake then differs from the real only where the mask is non-zero)."""
+    """Steps 1–7 for one real image; the fake differs from the real only where the mask is non-zero.
+    ``joint=False`` leaves out step 7; ``target_transform_prob`` is step 3's choice (0: always the source)."""
     arr = A.to_array(image).astype(np.float64)
     h, w = arr.shape[:2]
     points = None if landmarks is None else np.asarray(landmarks, dtype=np.float64).copy()
@@ -160,7 +193,7 @@ def self_blend(image: Image.Image, landmarks: np.ndarray | None, rng: np.random.
     source, hard = jitter_source(source, hard, rng)
     mask = soften_mask(hard, rng)[..., None]
     fake = mask * source + (1 - mask) * target
-    pair = joint_transform([arr, fake], rng) if joint else [A.to_image(arr), A.to_image(fake)]
+    pair = joint_transform([target, fake], rng) if joint else [A.to_image(target), A.to_image(fake)]
     return Blend(pair[0], pair[1], mask[..., 0], "landmarks" if points is not None else "landmark_free")
 
 

@@ -16,6 +16,8 @@ from PIL import Image
 from torch.nn import functional as F
 from torchvision.transforms import v2
 
+from bench.plugin.transforms import truncating_blur
+
 
 def jpeg(img: Image.Image, quality: int) -> Image.Image:
     """Re-encode as JPEG at ``quality`` (PIL's encoder)."""
@@ -30,21 +32,16 @@ def _u(low: float, high: float) -> float:
 
 
 class BlurJpegChoice:
-    """RINE (CNNDetection-style): Gaussian blur σ ~ U[0, 3] with prob ``p`` (per channel, as
-    ``scipy.ndimage.gaussian_filter``), then JPEG with prob ``p`` at a quality drawn from ``qualities``
-    (RINE: {30, 100}, two values only)."""
+    """RINE (CNNDetection-style): Gaussian blur σ ~ U[0, 3] with prob ``p`` (per channel into the uint8 image,
+    :func:`bench.plugin.transforms.truncating_blur`), then JPEG with prob ``p`` at a quality drawn from
+    ``qualities`` (RINE: {30, 100}, two values only)."""
 
     def __init__(self, p: float = 0.5, sigma: tuple[float, float] = (0.0, 3.0), qualities: tuple[int, ...] = (30, 100)):
         self.p, self.sigma, self.qualities = p, sigma, qualities
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        from scipy.ndimage import gaussian_filter
-
         if random.random() < self.p:
-            sigma = random.uniform(*self.sigma)
-            arr = np.asarray(img.convert("RGB"), dtype=np.float32)
-            arr = np.stack([gaussian_filter(arr[..., c], sigma=sigma) for c in range(3)], -1)
-            img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+            img = truncating_blur(img, random.uniform(*self.sigma))
         if random.random() < self.p:
             img = jpeg(img, random.choice(self.qualities))
         return img

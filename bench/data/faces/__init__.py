@@ -14,12 +14,12 @@ from importlib import import_module
 _EXPORTS = {
     "Settings": "bench.data.faces.settings", "LAYOUTS": "bench.data.faces.layouts",
     "REPORT_NAME": "bench.data.faces.report", "describe": "bench.data.faces.report",
-    "read_report": "bench.data.faces.report", "Summary": "bench.data.faces.run",
+    "read_report": "bench.data.faces.report", "unfinished": "bench.data.faces.report", "Summary": "bench.data.faces.run",
     "extract_faces": "bench.data.faces.run", "format_summary": "bench.data.faces.run",
 }
 
 __all__ = ["LAYOUTS", "REPORT_NAME", "Settings", "Summary", "describe", "extract_faces", "format_summary",
-           "read_report"]
+           "read_report", "unfinished"]
 
 
 def __getattr__(name: str):

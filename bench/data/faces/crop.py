@@ -4,6 +4,11 @@ Boxes are ``(x0, y0, x1, y1)`` in frame pixels (floats). The crop is the square 
 ``scale * max(width, height)`` centred on the box (FaceForensics++'s and DeepfakeBench's 1.3x
 convention); where it reaches past the frame's edge the missing part is black, so the face stays
 centred instead of being shifted.
+
+Which face: :func:`track_choice` links the detections of the sampled frames into tracks (a detection
+continues a track when it does not :func:`jumps` from the track's last box) and keeps the track with the
+highest summed detector score, i.e. the face found most often and most confidently; :func:`largest`
+is DeepfakeBench's rule (the largest box of each frame, whoever it is).
 """
 
 from __future__ import annotations
@@ -65,6 +70,39 @@ def crop(frame: np.ndarray, region: Box, size: int) -> Image.Image:
 def largest(boxes: Sequence[Box]) -> int | None:
     """Index of the largest box, None when there is none."""
     return max(range(len(boxes)), key=lambda i: area(boxes[i])) if boxes else None
+
+
+Detections = list[tuple[Box, float]]
+#: What a detection the dataset's mask marks adds to its track's score: the marked face always wins.
+MARKED_BONUS = 1e6
+
+
+def track_choice(frames: Sequence[Detections], jump: float, forced: Sequence[int | None] | None = None) -> list[int | None]:
+    """Per frame, the index of the kept detection (None: none of the kept face's track is in that frame).
+
+    ``frames[t]`` holds frame t's ``(box, score)`` detections; ``forced[t]`` the index of one that must be
+    kept (the face a manipulation mask marks). Detections are linked frame by frame, most confident first,
+    each to the nearest still-open track it continues (no jump of more than ``jump`` face sizes or 2x in
+    size from the track's last box), else to a new track; the track with the largest summed score wins.
+    """
+    forced = list(forced) if forced is not None else [None] * len(frames)
+    tracks: list[dict] = []  # {"last": box, "members": {frame: index}, "score": float}
+    for t, found in enumerate(frames):
+        taken: set[int] = set()
+        for i in sorted(range(len(found)), key=lambda i: -found[i][1]):
+            box, score = found[i]
+            open_ = [k for k, tr in enumerate(tracks) if k not in taken and not jumps(tr["last"], box, jump)]
+            if open_:
+                k = min(open_, key=lambda k: math.dist(centre(tracks[k]["last"]), centre(box)))
+            else:
+                tracks.append({"last": box, "members": {}, "score": 0.0})
+                k = len(tracks) - 1
+            taken.add(k)
+            tracks[k]["last"] = box
+            tracks[k]["members"][t] = i
+            tracks[k]["score"] += score + (MARKED_BONUS if forced[t] == i else 0.0)
+    best = max(tracks, key=lambda tr: tr["score"])["members"] if tracks else {}
+    return [forced[t] if forced[t] is not None else best.get(t) for t in range(len(frames))]
 
 
 def marked(boxes: Sequence[Box], mask: np.ndarray, threshold: int = 127) -> int | None:

@@ -44,16 +44,16 @@ class FaceDetector:
 
     ``detect_size`` caps the longer side the detector sees (0: full resolution); ``upsample`` is
     the most pyramid up-sampling used (1 finds faces down to about 40 px at the detection scale,
-    0 down to about 80 px); ``min_score`` is the SVM score a detection needs (dlib's default 0).
-    The frame is scanned without up-sampling first and up-sampled only when that finds no face:
-    up-sampling adds finer pyramid levels (smaller faces) but costs 4x per level, and extraction
-    keeps the largest face, which the coarse scan already finds when there is one of its size.
+    0 down to about 80 px); ``min_score`` is the SVM score dlib needs to return a detection (its
+    default 0). The frame is scanned without up-sampling first and up-sampled only when that finds no
+    face scoring ``floor`` or more (extraction crops nothing below it): up-sampling adds finer pyramid
+    levels (smaller faces) but costs 4x per level, and a face of a usable size is found by the coarse scan.
     """
 
-    def __init__(self, detect_size: int = 640, upsample: int = 1, min_score: float = 0.0):
+    def __init__(self, detect_size: int = 640, upsample: int = 1, min_score: float = 0.0, floor: float = 0.0):
         dlib = _dlib()
         self._hog = dlib.get_frontal_face_detector()
-        self.detect_size, self.upsample, self.min_score = detect_size, upsample, min_score
+        self.detect_size, self.upsample, self.min_score, self.floor = detect_size, upsample, min_score, floor
 
     @staticmethod
     def info() -> dict[str, str]:
@@ -69,12 +69,15 @@ class FaceDetector:
         if factor < 1.0:
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
             image = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+        found: list[tuple[Box, float]] = []
         for upsample in [self.upsample] if thorough else range(self.upsample + 1):
             rects, scores, _ = self._hog.run(image, upsample, self.min_score)
-            if len(rects):
+            # A finer scan that finds nothing keeps the coarser one's detections (reported below the floor).
+            found = [((r.left() / factor, r.top() / factor, (r.right() + 1) / factor, (r.bottom() + 1) / factor),
+                      float(s)) for r, s in zip(rects, scores)] or found
+            if any(s >= self.floor for s in scores):
                 break
-        return [((r.left() / factor, r.top() / factor, (r.right() + 1) / factor, (r.bottom() + 1) / factor), float(s))
-                for r, s in zip(rects, scores)]
+        return found
 
 
 class LandmarkPredictor:

@@ -1,5 +1,9 @@
 """One video in, face crops out: sample frames, detect, keep one face, crop, write, record what was dropped.
 
+Two passes: every sampled frame's detections at or above the score floor are cropped first, then the
+face to keep is chosen over the whole video (``Settings.choose``: the most confident continuous track, or
+DeepfakeBench's largest box per frame), and only its crops are written.
+
 :func:`process_video` never raises for a bad video: an unreadable file, frames without a face,
 frames that cannot be decoded and frames where the kept face jumps are all written to the
 video's record, which the caller stores as the video's completion marker. Frames are written
@@ -36,15 +40,15 @@ class Tools:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.detector = FaceDetector(settings.detect_size, settings.upsample, settings.min_score)
+        self.detector = FaceDetector(settings.detect_size, settings.upsample, settings.min_score, settings.score_floor)
         self.landmarks = LandmarkPredictor(settings.landmarks) if settings.landmarks else None
 
 
 def new_record(job: Job) -> dict[str, Any]:
     """The record of a video before any work (see ``report.py`` for the fields)."""
     return {"video": job.video, "frames_dir": job.frames, "mask": job.mask, "status": "ok", "error": None,
-            "n_frames": 0, "sampled": 0, "written": 0, "short": False, "no_face": [], "unreadable": [],
-            "jumps": [], "mask_unused": [], "boxes": [], "seconds": 0.0}
+            "n_frames": 0, "sampled": 0, "written": 0, "short": False, "no_face": [], "below_floor": [],
+            "off_track": [], "unreadable": [], "jumps": [], "mask_unused": [], "boxes": [], "seconds": 0.0}
 
 
 def _masks(video_root: Path, job: Job, indices: list[int], record: dict) -> Iterator[np.ndarray | None]:
@@ -60,41 +64,65 @@ def _masks(video_root: Path, job: Job, indices: list[int], record: dict) -> Iter
     return repeat(None)
 
 
-def _faces(info: VideoInfo, indices: list[int], masks: Iterator, tools: Tools, tmp: Path, record: dict) -> None:
-    """Detect, choose, crop and write the face of every sampled frame into ``tmp``."""
+def _candidates(info: VideoInfo, indices: list[int], masks: Iterator, tools: Tools, record: dict) -> list[dict]:
+    """Pass 1: every sampled frame's detections at or above the score floor, each already cropped (and its
+    landmarks read), and the one the mask marks; frames without any are recorded, nothing is written."""
     s = tools.settings
-    width = max(3, len(str(info.n_frames - 1)))
-    previous = None
+    frames = []
     for (index, frame), mask in zip(read_frames(info, indices), masks):
         if frame is None:
             record["unreadable"].append(index)
             continue
         found = tools.detector(frame)
-        boxes = [box for box, _ in found]
-        chosen = geometry.marked(boxes, mask) if mask is not None else None
-        if mask is not None and chosen is None and boxes:
+        above = [(box, score) for box, score in found if score >= s.score_floor]
+        forced = geometry.marked([box for box, _ in above], mask) if mask is not None else None
+        if mask is not None and forced is None and above:
             found = tools.detector(frame, thorough=True)  # the marked face may be a smaller one
-            boxes = [box for box, _ in found]
-            chosen = geometry.marked(boxes, mask)
-        if record["mask"] is not None and chosen is None and boxes:
-            record["mask_unused"].append(index)  # no mask frame, or it marks none of the faces: largest kept
-        chosen = geometry.largest(boxes) if chosen is None else chosen
-        if chosen is None:
+            above = [(box, score) for box, score in found if score >= s.score_floor]
+            forced = geometry.marked([box for box, _ in above], mask)
+        if record["mask"] is not None and forced is None and above:
+            record["mask_unused"].append(index)  # no mask frame, or it marks none of the faces: the rule decides
+        if not above:
             record["no_face"].append(index)
+            if found:
+                record["below_floor"].append(index)  # only detections too weak to be a face
             continue
-        box = boxes[chosen]
+        crops, points = [], []
+        for box, _ in above:
+            region = geometry.square(box, s.scale)
+            crops.append(geometry.crop(frame, region, s.size))
+            if tools.landmarks is not None:
+                # Stored in the crop's pixels, like DeepfakeBench's landmarks of its aligned crops.
+                raw = tools.landmarks(frame, box)
+                points.append((raw - np.array(region[:2], dtype=np.float32)) * (s.size / (region[2] - region[0])))
+        frames.append({"index": index, "found": above, "forced": forced, "crops": crops, "points": points})
+    return frames
+
+
+def _faces(info: VideoInfo, indices: list[int], masks: Iterator, tools: Tools, tmp: Path, record: dict) -> None:
+    """Detect every sampled frame, choose the face (``settings.choose``), crop and write it into ``tmp``."""
+    s = tools.settings
+    width = max(3, len(str(info.n_frames - 1)))
+    frames = _candidates(info, indices, masks, tools, record)
+    if s.choose == "largest":  # DeepfakeBench's rule, frame by frame
+        chosen = [f["forced"] if f["forced"] is not None else geometry.largest([b for b, _ in f["found"]])
+                  for f in frames]
+    else:
+        chosen = geometry.track_choice([f["found"] for f in frames], s.jump, [f["forced"] for f in frames])
+    previous = None
+    for f, pick in zip(frames, chosen):
+        if pick is None:
+            record["off_track"].append(f["index"])  # faces, none of them the one the video follows
+            continue
+        box, score = f["found"][pick]
         if geometry.jumps(previous, box, s.jump):
-            record["jumps"].append(index)
+            record["jumps"].append(f["index"])
         previous = box
-        region = geometry.square(box, s.scale)
-        name = f"{index:0{width}d}"
-        geometry.crop(frame, region, s.size).save(tmp / "frames" / f"{name}.png", compress_level=PNG_LEVEL)
+        name = f"{f['index']:0{width}d}"
+        f["crops"][pick].save(tmp / "frames" / f"{name}.png", compress_level=PNG_LEVEL)
         if tools.landmarks is not None:
-            points = tools.landmarks(frame, box)
-            # Stored in the crop's pixels, like DeepfakeBench's landmarks of its aligned crops.
-            points = (points - np.array(region[:2], dtype=np.float32)) * (s.size / (region[2] - region[0]))
-            np.save(tmp / "landmarks" / f"{name}.npy", points.astype(np.float32))
-        record["boxes"].append([index, *(round(v, 1) for v in box), round(found[chosen][1], 3)])
+            np.save(tmp / "landmarks" / f"{name}.npy", f["points"][pick].astype(np.float32))
+        record["boxes"].append([f["index"], *(round(v, 1) for v in box), round(score, 3)])
         record["written"] += 1
 
 
@@ -126,7 +154,7 @@ def process_video(job: Job, video_root: Path, out: Path, tools: Tools) -> dict[s
                 _publish(tmp / "landmarks", out / job.landmarks)
         elif len(record["unreadable"]) == len(indices):
             raise VideoError(f"{video_root / job.video}: none of its {len(indices)} sampled frames can be decoded; "
-                             "it is corrupt: download it again.")
+                             "it is corrupt or truncated: download it again.")
         else:
             record["status"] = "no_face"
             shutil.rmtree(out / job.frames, ignore_errors=True)  # a stale folder from an interrupted run

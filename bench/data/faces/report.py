@@ -5,27 +5,34 @@ written under a temporary name and renamed, so a marker exists only for a finish
 resumed run skips exactly those. ``OUT/faces_report.json`` gathers every marker with the tool,
 detector, video library and settings, and counts everything that was dropped::
 
-    {"format": "forgery-bench faces report", "version": 2, "layout": "ffpp", "video_root": "...",
+    {"format": "forgery-bench faces report", "version": 3, "layout": "ffpp", "video_root": "...",
      "planned": 5000, "detector": {"name", "package", "version", "licence", "weights"},
      "landmarks": null | {...}, "video_library": {"name", "package", "version", "ffmpeg"}, "settings": {...},
+     "face_choice": {"rule": "track" | "largest", "score_floor": 0.3, "description": "..."},
      "summary": {"videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
-                 "frames_unreadable", "face_jumps", "mask_unused", "pending"},
+                 "frames_below_floor", "frames_off_track", "frames_unreadable", "face_jumps", "mask_unused",
+                 "pending"},
      "pending": [video, ...],
      "videos": [{"video", "frames_dir", "mask", "status": "ok" | "failed" | "no_face", "error",
-                 "n_frames", "sampled", "written", "short", "no_face": [frame, ...],
-                 "unreadable": [...], "jumps": [...], "mask_unused": [...],
+                 "n_frames", "sampled", "written", "short", "no_face": [frame, ...], "below_floor": [...],
+                 "off_track": [...], "unreadable": [...], "jumps": [...], "mask_unused": [...],
                  "boxes": [[frame, x0, y0, x1, y1, score], ...], "seconds"[, "mask_error"]}, ...]}
 
 ``planned`` counts the videos of the layout found under the video root; ``videos`` lists those
 finished (ok, failed or without a face) and ``pending`` the others: the report is written when a run
-starts (every video it will do pending) and again when it stops, so an interrupted or killed run
-leaves a report that says how many videos were never extracted. Version 1 reports (before
-``planned`` and ``pending``) are read as complete.
+starts (every video it will do pending), at most every :data:`REWRITE_SECONDS` while it runs, and when
+it stops, so an interrupted or killed run leaves a report that says how many videos were never
+extracted. :func:`read_report` (what ``bench data index`` and ``verify`` print) moves every pending video
+whose completion marker exists into ``videos``, so it describes what is on disk whenever it is read,
+even after a kill between two writes. Version 1 reports (before ``planned`` and ``pending``) are read
+as complete.
 
 Frame numbers are indices in the video (the PNG names); boxes are the kept face in the video's
-pixels before the ``scale`` enlargement; ``mask_unused`` lists frames where a video with a mask
-kept the largest face because the mask frame was missing or marked none of the faces, and
-``mask_error`` says why a mask video could not be read at all.
+pixels before the ``scale`` enlargement. ``no_face`` lists the frames without a detection at or above
+the score floor (no crop), ``below_floor`` those of them that had detections, all weaker;
+``off_track`` frames had faces but none on the track of the face kept (no crop, ``track`` rule);
+``mask_unused`` lists frames where a video with a mask fell back to the rule because the mask frame was
+missing or marked none of the faces, and ``mask_error`` says why a mask video could not be read at all.
 """
 
 from __future__ import annotations
@@ -38,10 +45,23 @@ from typing import Any
 from bench.errors import DataError
 
 REPORT_NAME = "faces_report.json"
+#: A running extraction rewrites the report at most this often (each write holds every finished video).
+REWRITE_SECONDS = 30.0
 FORMAT = "forgery-bench faces report"
-VERSION = 2
+VERSION = 3
 SUMMARY_KEYS = ("videos", "ok", "failed", "no_face", "short", "frames_written", "frames_no_face",
-                "frames_unreadable", "face_jumps", "mask_unused", "pending")
+                "frames_below_floor", "frames_off_track", "frames_unreadable", "face_jumps", "mask_unused", "pending")
+RULES = {
+    "track": ("the face of the video's most confident continuous track: detections at or above the score floor "
+              "linked frame to frame where the box does not jump, the track with the highest summed detector "
+              "confidence kept (a manipulation mask's face first); frames without it are off_track, no crop"),
+    "largest": "DeepfakeBench's rule: the largest detection at or above the score floor in each frame",
+}
+
+
+def face_choice(settings: dict[str, Any]) -> dict[str, Any]:
+    """The report's record of which face is kept and the score floor below which nothing is cropped."""
+    return {"rule": settings["choose"], "score_floor": settings["score_floor"], "description": RULES[settings["choose"]]}
 
 
 def write_json(path: Path, data: Any, text: str | None = None) -> None:
@@ -81,6 +101,8 @@ def summarise(records: list[dict[str, Any]], pending: int = 0) -> dict[str, int]
         "short": sum(bool(r["short"]) for r in records),
         "frames_written": sum(r["written"] for r in records),
         "frames_no_face": sum(len(r["no_face"]) for r in records),
+        "frames_below_floor": sum(len(r.get("below_floor", [])) for r in records),
+        "frames_off_track": sum(len(r.get("off_track", [])) for r in records),
         "frames_unreadable": sum(len(r["unreadable"]) for r in records),
         "face_jumps": sum(len(r["jumps"]) for r in records),
         "mask_unused": sum(len(r["mask_unused"]) for r in records),
@@ -112,6 +134,25 @@ def read_report(directory: Path) -> dict[str, Any] | None:
         raise DataError(f"{path} is not valid JSON ({err}); run bench data faces again to rewrite it.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"{path} is not a forgery-bench faces report; move it away or run bench data faces again.")
+    return _with_markers(directory, data)
+
+
+def _with_markers(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The report with every pending video that has a completion marker on disk counted as finished."""
+    pending = data.get("pending", [])
+    finished = {}
+    for video in pending:
+        path = marker_path(directory, video)
+        try:
+            finished[video] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            finished[video] = None  # cannot happen with atomic writes unless edited by hand: still pending
+    finished = {k: v for k, v in finished.items() if v is not None}
+    if finished:
+        records = [*data["videos"], *finished.values()]
+        rest = [v for v in pending if v not in finished]
+        data = {**data, "videos": sorted(records, key=lambda r: r["video"]), "pending": rest,
+                "summary": summarise(records, len(rest))}
     return data
 
 
@@ -119,6 +160,15 @@ def incomplete(pending: int, planned: int) -> str:
     """The words that say an extraction is unfinished (shared by the report's summary, the command and its error)."""
     return (f"INCOMPLETE: {pending} of {planned} planned videos not extracted (the run was interrupted or killed); "
             "run the same bench data faces command again to extract only those")
+
+
+def unfinished(directory: Path) -> str | None:
+    """A sentence saying that ``directory`` holds a face extraction stopped before the end, or None."""
+    data = read_report(directory)
+    if not data or not data.get("pending"):
+        return None
+    return (f"{directory} holds an unfinished face extraction ({directory / REPORT_NAME}): "
+            f"{incomplete(len(data['pending']), data['planned'])}")
 
 
 def describe(directory: Path, limit: int = 3) -> list[str]:

@@ -15,7 +15,16 @@ from typing import Any
 
 from bench.data.faces.extract import STATE_DIR, Tools, new_record, process_video
 from bench.data.faces.layouts import Job, plan
-from bench.data.faces.report import incomplete, load_markers, marker_path, summarise, write_json, write_report
+from bench.data.faces.report import (
+    REWRITE_SECONDS,
+    face_choice,
+    incomplete,
+    load_markers,
+    marker_path,
+    summarise,
+    write_json,
+    write_report,
+)
 from bench.data.faces.settings import Settings
 from bench.data.faces.video import library
 from bench.data.indexers.ffpp import DFD_PARTS
@@ -41,6 +50,7 @@ class Summary:
     workers: int = 1
     missing: list[str] = field(default_factory=list)
     index: list[str] = field(default_factory=list)  # the bench data index layouts to run next
+    failures: list[str] = field(default_factory=list)  # the error of each video that failed in this run
 
     @property
     def frames_per_core_second(self) -> float:
@@ -185,7 +195,7 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
     tools = Tools(settings)  # fails here, before any work, when dlib or the landmark model is missing
     header = {"layout": layout, "options": options, "video_root": str(video_root.resolve()),
               "detector": tools.detector.info(), "landmarks": tools.landmarks.info() if tools.landmarks else None,
-              "video_library": library(), "settings": asdict(settings)}
+              "video_library": library(), "settings": asdict(settings), "face_choice": face_choice(asdict(settings))}
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, {"layout": layout, "options": options, "settings": asdict(settings)})
     _copy_metadata(video_root, out, found.metadata)
@@ -203,6 +213,8 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
     failed = 0
     start = time.perf_counter()
 
+    written = time.monotonic()
+
     def finished(record: dict[str, Any]) -> None:
         nonlocal failed
         write_json(marker_path(out, record["video"]), record)
@@ -210,13 +222,19 @@ def extract_faces(layout: str, video_root: str | Path, out: str | Path | None = 
         summary.extracted += 1
         summary.frames += record["sampled"]
         failed += record["status"] == "failed"
+        if record["status"] == "failed":
+            summary.failures.append(record["error"])
         bar.update()
         bar.set_postfix(failed=failed)
+        if time.monotonic() - written > REWRITE_SECONDS:
+            report()
 
     def report() -> None:
+        nonlocal written
         pending = [j.video for j in found.jobs if j.video not in records]
         summary.report = write_report(out, header, list(records.values()), pending)
         summary.totals = summarise(list(records.values()), len(pending))
+        written = time.monotonic()
 
     report()  # before any work: what a killed run leaves says that every video it was to do is pending
     try:
@@ -258,12 +276,15 @@ def format_summary(summary: Summary) -> str:
         (f"faces: {t['videos']} videos in {summary.out} ({summary.extracted} processed now, {summary.skipped} done "
         f"before); {t['failed']} failed, {t['no_face']} without any face, {t['short']} with fewer than "
         f"{h['settings']['frames']} frames"),
-        (f"frames: {t['frames_written']} written, {t['frames_no_face']} without a face, {t['frames_unreadable']} "
-        f"unreadable, {t['face_jumps']} face jumps, {t['mask_unused']} where the mask marked no detected face"),
+        (f"frames: {t['frames_written']} written, {t['frames_no_face']} without a face ({t['frames_below_floor']} "
+         f"with detections below the score floor {h['settings']['score_floor']}), {t['frames_off_track']} without the "
+         f"kept face, {t['frames_unreadable']} unreadable, {t['face_jumps']} face jumps, {t['mask_unused']} where the "
+         f"mask marked no detected face"),
         (f"speed: {summary.frames} sampled frames in {summary.seconds:.1f} s on {summary.workers} worker(s): "
         f"{summary.frames_per_core_second:.1f} frames/s per core"),
         f"detector: {d['name']} {d['version']} ({d['package']}, {d['licence']}); video: {v['name']} {v['version']}",
         f"report: {summary.report}",
+        *(f"failed: {error}" for error in summary.failures),
     ]
     if h["landmarks"]:
         lines.append(f"landmarks: {h['landmarks']['points']} points ({h['landmarks']['licence']})")

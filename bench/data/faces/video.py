@@ -61,14 +61,40 @@ def library() -> dict[str, str]:
             "ffmpeg": ".".join(map(str, av.library_versions["libavcodec"]))}
 
 
+#: First bytes of the video containers the datasets ship in (offset, signature, name).
+_SIGNATURES = [(4, (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"), "an MP4/MOV"),
+               (0, (b"\x1a\x45\xdf\xa3",), "a Matroska/WebM"), (0, (b"\x00\x00\x01\xba",), "an MPEG"),
+               (0, (b"FLV",), "an FLV"), (0, (b"\x30\x26\xb2\x75",), "an ASF/WMV")]
+
+
+def container_kind(path: Path) -> str | None:
+    """Which video container the file's first bytes announce ("an MP4/MOV", ...), or None for none of them."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI"
+    return next((name for at, signatures, name in _SIGNATURES if head[at:at + 4].startswith(signatures)), None)
+
+
+def _unopenable(path: Path, reason: str) -> VideoError:
+    """Why a file cannot be opened: empty, a video container cut short or damaged, or not a video at all."""
+    if path.stat().st_size == 0:
+        return VideoError(f"{path} is empty (0 bytes); download it again.")
+    kind = container_kind(path)
+    if kind is not None:
+        return VideoError(f"{path} starts as {kind} video but cannot be opened ({reason}): it is truncated or "
+                          "damaged (an interrupted download?); download it again.")
+    return VideoError(f"{path} is not a video file: its first bytes are no video container's (MP4/MOV, AVI, "
+                      f"Matroska/WebM, MPEG, FLV, ASF) ({reason}); remove it from the video folder or replace it.")
+
+
 def _open(path: Path):
     import av
 
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as err:
-        raise VideoError(f"{path} cannot be opened as a video ({err.strerror or type(err).__name__}); it is "
-                         "corrupt, truncated or not a video file: download it again.") from None
+        raise _unopenable(path, err.strerror or type(err).__name__) from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path} has no video stream, so no frames to extract; it is empty, audio-only or not a "

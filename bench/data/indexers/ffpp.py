@@ -45,8 +45,11 @@ def _split_of(root: Path, splits: Path | None) -> dict[str, str]:
         if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
             raise DataError(f"{path} is not a list of [target, source] id pairs like the official split files.")
         for a, b in pairs:
-            for key in (a, b, f"{a}_{b}", f"{b}_{a}"):
-                mapping[str(key)] = split
+            for key in (str(a), str(b), f"{a}_{b}", f"{b}_{a}"):
+                if mapping.get(key, split) != split:
+                    raise DataError(f"FF++ video {key} is listed in both {where / (mapping[key] + '.json')} and "
+                                    f"{path}; the official splits are disjoint: download them again from {SPLITS_URL}.")
+                mapping[key] = split
     return mapping
 
 

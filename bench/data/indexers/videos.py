@@ -111,7 +111,11 @@ def index_deeperforensics(root: Path, perturbation: str = "end_to_end") -> Itera
     for split in ("train", "val", "test"):
         path = need_file(root / "lists" / "splits" / f"{split}.txt", f"DeeperForensics {split} list",
                          "It ships with the dataset (lists/splits).")
-        split_of.update({PurePosixPath(n.strip()).stem: split for n in path.read_text().split() if n.strip()})
+        for name in (PurePosixPath(n.strip()).stem for n in path.read_text().split() if n.strip()):
+            if split_of.get(name, split) != split:
+                raise DataError(f"DeeperForensics video {name} is listed in both {path.parent / split_of[name]}.txt "
+                                f"and {path}; a video belongs to one split: fix or download the lists again.")
+            split_of[name] = split
     frames = f"manipulated_videos/{perturbation}/frames"
     need_dir(root / frames, f"DeeperForensics {perturbation} fake", "DeeperForensics-1.0")
     for video in subdirs(root / frames):
