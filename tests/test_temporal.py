@@ -187,3 +187,18 @@ def test_a_temporal_run_killed_mid_sequence_resumes_to_the_same_numbers(tmp_path
         a = pd.read_csv(tmp_path / "full" / "temporal" / "sam" / full["run_id"] / "predictions" / f"{test}.csv.gz")
         b = pd.read_csv(killed / "predictions" / f"{test}.csv.gz")
         assert a["score"].tolist() == b["score"].tolist()
+
+
+def test_the_embedded_temporal_grids_run_every_built_in_detector_the_main_four_over_three_seeds():
+    from pathlib import Path
+
+    from bench.grid.spec import load_grid
+    from bench.plugin.registry import DETECTORS
+
+    grids = Path(__file__).parents[1] / "examples" / "grids"
+    main_four, rest = (load_grid(grids / f"{name}.yaml") for name in ("embedded_temporal", "embedded_temporal_seed0"))
+    assert main_four.protocols == rest.protocols == ["synthetic_temporal"]
+    assert main_four.detectors == ["clip_linear", "univfd", "sam", "corit"] and main_four.seeds == "protocol"
+    assert load_protocol("synthetic_temporal").seeds == [0, 1, 2] and rest.seeds == [0]
+    built_in = {n for n in DETECTORS.names() if DETECTORS.entry(n).provider.startswith("forgery-bench")}
+    assert sorted(main_four.detectors + rest.detectors) == sorted(built_in)
