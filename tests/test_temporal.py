@@ -202,3 +202,15 @@ def test_the_embedded_temporal_grids_run_every_built_in_detector_the_main_four_o
     assert load_protocol("synthetic_temporal").seeds == [0, 1, 2] and rest.seeds == [0]
     built_in = {n for n in DETECTORS.names() if DETECTORS.entry(n).provider.startswith("forgery-bench")}
     assert sorted(main_four.detectors + rest.detectors) == sorted(built_in)
+
+
+def test_show_lists_the_rounds_and_counts_each_rounds_own_splits(tmp_path, capsys):
+    from conftest import run_cli
+
+    code, out, _ = run_cli(["show", "protocol", str(write(tmp_path))], capsys)
+    assert code == 0
+    assert ("# round 1 (cumulative, fresh): train and select on upsample_nearest, blend_ellipse; next period "
+            "peaks_p4, inpaint_smooth; growing: 2 generators") in out
+    counts = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("r")}
+    assert counts["r1/train"] == ["12", "12"] and counts["r2/train"] == ["24", "24"]  # 6 per class per generator
+    assert counts["r2/test/r2_next"] == ["6", "6"] and "train" not in counts
