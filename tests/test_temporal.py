@@ -214,3 +214,13 @@ def test_show_lists_the_rounds_and_counts_each_rounds_own_splits(tmp_path, capsy
     counts = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("r")}
     assert counts["r1/train"] == ["12", "12"] and counts["r2/train"] == ["24", "24"]  # 6 per class per generator
     assert counts["r2/test/r2_next"] == ["6", "6"] and "train" not in counts
+
+
+def test_data_verify_checks_each_rounds_own_train_and_val(tmp_path):
+    from bench.data.verify import verify_protocol
+
+    report = verify_protocol(write(tmp_path), None, check_images=False, hash_files=False)
+    counts = {c.name: (c.n_real, c.n_fake) for c in report.splits}
+    assert list(counts) == ["r1/train", "r1/val", "test/r1_next", "test/r1_growing",
+                            "r2/train", "r2/val", "test/r2_next", "test/r2_growing"]
+    assert counts["r1/train"] == (12, 12) and counts["r2/val"] == (24, 24) and not report.errors
