@@ -19,21 +19,23 @@ from typing import Any
 import pandas as pd
 
 from bench.data.identity import check_held_out, identify_all
-from bench.data.splits import ResolvedSplit, build_sources, resolve_all
-from bench.errors import BenchError, ConfigError, DataError, ImageError
+from bench.data.splits import ResolvedSplit, build_sources
+from bench.errors import BenchError, ConfigError
 from bench.inputs import check_seeds
 from bench.metrics import DEPLOYMENT_METRICS, check_two_classes, compute_metrics, youden_threshold
 from bench.plugin.factory import resolve_detector
 from bench.protocol import Perturb, check_select, load_protocol
 from bench.run import record
 from bench.run.checkpoint import CHECKPOINT, check_origin, metadata_for, read_checkpoint, save_checkpoint
-from bench.run.checks import check_contract, check_writable
+from bench.run.checks import check_contract, check_files, check_writable
 from bench.run.cost import cost_record
 from bench.run.files import RESUME_HINT
 from bench.run.provenance import command_line
 from bench.run.results import finish_run, new_run_dir, now_iso, open_run_dir, resumable_run_dir
 from bench.run.resume import GUARD, RunLock, check_unchanged, settings_sha256
 from bench.run.resume import guard as resume_guard
+from bench.run.rounds import Round, RoundResult, all_splits, load_round, merged, plan_rounds, save_round
+from bench.run.rounds import record as rounds_record
 from bench.run.runner import Runner, RunnerOptions
 from bench.run.training import STATE_DIR
 
@@ -64,7 +66,7 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
                  "eval_only": eval_only, "checkpoint": _absolute(checkpoint),
                  "perturb": perturb.model_dump(exclude_none=True) if perturb else None,
                  "runner": {k: v for k, v in dataclasses.asdict(opts).items() if k != "skip"}}
-    proto = load_protocol(protocol)                                              # 1. protocol
+    proto = load_protocol(protocol)                                              # 1. protocol (and its rounds)
     spec = resolve_detector(detector, overrides, proto.detector_defaults)       # 2. detector settings
     select = check_select(getattr(spec.config, "select", None) or proto.val.select)
     if eval_only and checkpoint is None:
@@ -76,12 +78,14 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
     check_writable(Path(out_dir))
     runner = Runner(opts, seed, detector)                                       # 3. hardware
     arguments["runner"]["precision"] = runner.precision  # as resolved (the launcher's, if any): resumes keep it
-    sources = build_sources(proto, data_root_from(data_root))                   # 4. data (cheap checks)
-    splits = resolve_all(proto, sources, limit, perturb)
+    sources = build_sources(proto, data_root_from(data_root))                   # 4. data of every round (cheap checks)
+    rounds = plan_rounds(proto, sources, limit, perturb)  # one round without `rounds` in the protocol
+    splits = all_splits(rounds)
     for key, split in splits.items():  # training, selection and AUC all need both classes
         check_two_classes(split.table["label"].to_numpy(), where=f"{proto.name} {key}")
     identity = identify_all(splits)  # one stat per file: which file each row is, and what it holds
-    check_held_out(proto, splits, identity)  # no test image is a train or val image
+    for rnd in rounds:
+        check_held_out(rnd.proto, rnd.splits, identity)  # no test image is one of its round's train or val images
     opts.skip = check_files(splits, full=check_images, skip=opts.skip_bad_images, runner=runner)
     runner.ledger.absent.update({k: set(v) for k, v in opts.skip.items()})
     unchanged = resume_guard(proto.sha256(), settings_sha256(arguments, spec.config_sha256()),
@@ -95,31 +99,40 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
                           "data_root": str(data_root_from(data_root) or ""), "command": command,
                           GUARD: unchanged}) as run_dir:
         try:
-            det = spec.build()                                                  # 6. detector (contract checked)
-            meta = load_weights(det, spec, checkpoint)
-            check_contract(det, detector, runner.accelerator, train=not eval_only)
-            fit_start = time.perf_counter()                                     # 7. fit (select on val, never test)
-            selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
-                         if eval_only else runner.fit(det, splits["train"], splits["val"], select,
-                                                      proto.budget.max_epochs, proto.budget.max_steps,
-                                                      run_dir=run_dir))
-            fit_seconds = time.perf_counter() - fit_start
-            val_frame, threshold = val_threshold(runner, det, splits["val"])    # 8. threshold on val (selected weights)
-            predict_start = time.perf_counter()
-            predictions, metrics = evaluate(runner, det, proto, splits, threshold["value"])  # 9. predict + metrics
-            predict_seconds = time.perf_counter() - predict_start
+            det, done = None, []
+            for rnd in rounds:  # steps 6-9 per round; a resumed run keeps the rounds it finished
+                finished = load_round(run_dir, rnd, runner)
+                if finished is None:
+                    det, meta = round_detector(spec, rnd, done, checkpoint, runner, eval_only)  # 6. detector
+                    fit_start = time.perf_counter()                             # 7. fit (select on val, never test)
+                    selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
+                                 if eval_only else runner.fit(det, rnd.splits["train"], rnd.splits["val"], select,
+                                                              proto.budget.max_epochs, proto.budget.max_steps,
+                                                              run_dir=run_dir, round_index=rnd.index))
+                    fit_seconds = time.perf_counter() - fit_start
+                    val_frame, threshold = val_threshold(runner, det, rnd.splits["val"])  # 8. threshold on val
+                    predict_start = time.perf_counter()
+                    predictions, metrics = evaluate(runner, det, rnd.proto, rnd.splits, threshold["value"])  # 9. predict
+                    finished = save_round(run_dir, runner, rnd, RoundResult(
+                        selection, threshold, val_frame, predictions, metrics, fit_seconds,
+                        time.perf_counter() - predict_start), det)
+                done.append(finished)
+            det = det if det is not None else last_weights(spec, done)
+            metrics, predictions, val_frame = merged(rounds, done)
+            fit_seconds, predict_seconds = sum(r.fit_seconds for r in done), sum(r.predict_seconds for r in done)
             images = sum(int(f["score"].notna().sum()) for f in predictions.values())
             cost = cost_record(det, runner.accelerator.device, fit_seconds, predict_seconds, images,  # 10. cost
-                               runner.cache.report() if runner.cache is not None else None)
+                               runner.cache.report() if runner.cache is not None else None, tests=list(predictions))
         except BenchError:
             _discard_if_unstarted(runner, run_dir, resume)
             raise
         absent, conversions = runner.ledger.merged()
         timing = {"started_at": started, "fit_seconds": round(fit_seconds, 2),  # 11. results (main process)
                   "predict_seconds": round(predict_seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2)}
-        result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed, selection=selection,
-                                 metrics=metrics, splits=splits, runner=runner, timing=timing, absent=absent,
-                                 conversions=conversions, threshold=threshold, cost=cost, predictions=predictions,
+        result = record.assemble(run_dir=run_dir, proto=proto, spec=spec, det=det, seed=seed,
+                                 selection=done[-1].selection, metrics=metrics, splits=splits, runner=runner,
+                                 timing=timing, absent=absent, conversions=conversions, threshold=done[-1].threshold,
+                                 cost=cost, predictions=predictions, rounds=rounds_record(rounds, done),
                                  arguments={**arguments, "resumed": resume is not None, "command": command})
         if runner.is_main:
             finish_run(run_dir, result, runner.log, predictions,
@@ -128,6 +141,37 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
         runner.accelerator.wait_for_everyone()
     result["run_dir"] = str(run_dir)
     return result
+
+
+def round_detector(spec, rnd: Round, done: list[RoundResult], checkpoint, runner: Runner,
+                   eval_only: bool) -> tuple[Any, dict[str, str]]:
+    """The detector a round starts from, contract checked, and its checkpoint's metadata.
+
+    A protocol without rounds: built, with ``checkpoint`` loaded (eval-only weights or a warm start).
+    A round of a temporal protocol is built from the run's seed in every round (so a resumed run
+    builds what an uninterrupted one did), then takes the previous round's selected weights when
+    the protocol says ``init: continued``, else ``checkpoint`` as a protocol without rounds does.
+    """
+    from accelerate.utils import set_seed
+
+    if rnd.plan is not None:
+        set_seed(runner.seed)
+        runner.log.append({"event": "round", "round": rnd.index, "train": list(rnd.plan.train)})
+    det = spec.build()
+    if rnd.init == "continued" and done:
+        det.load_state_dict(done[-1].weights, strict=False)
+        meta = {}
+    else:
+        meta = load_weights(det, spec, checkpoint)
+    check_contract(det, spec.name, runner.accelerator, train=not eval_only)
+    return det, meta
+
+
+def last_weights(spec, done: list[RoundResult]):
+    """The final round's selected detector, rebuilt (a resumed run whose rounds had all finished)."""
+    det = spec.build()
+    det.load_state_dict(done[-1].weights, strict=False)
+    return det
 
 
 def load_weights(det, spec, checkpoint: str | Path | None) -> dict[str, str]:
@@ -228,52 +272,6 @@ def prediction_frame(split: ResolvedSplit, scores) -> pd.DataFrame:
     return pd.DataFrame({"index": range(len(table)), "source": table["source"], "id": table["id"],
                          "subset": table["subset"], "group": table["group"], "label": table["label"],
                          "score": written})
-
-
-def splits_by_name(splits: dict[str, ResolvedSplit]) -> dict[str, ResolvedSplit]:
-    """Index resolved splits by their own name (``train``, ``val``, test names)."""
-    return {s.name: s for s in splits.values()}
-
-
-def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool, runner: Runner | None = None
-                ) -> dict[str, set[int]]:
-    """Check every file before the run: cheap checks, or a full decode with ``full``.
-
-    The main process checks and the others receive its findings (one pass over the files, not one
-    per process). Stops with the list of bad files unless ``skip`` (then returns the rows to leave out).
-    """
-    from accelerate.utils import broadcast_object_list
-
-    found: list = [None]
-    if runner is None or runner.is_main:
-        found[0] = _bad_files(splits, full)
-    if runner is not None and runner.accelerator.num_processes > 1:
-        broadcast_object_list(found)
-    bad, listing = found[0]
-    if listing and not skip:
-        shown = "; ".join(listing[:10]) + (f"; and {len(listing) - 10} more" if len(listing) > 10 else "")
-        raise ImageError(f"{len(listing)} image file(s) cannot be used: {shown}. Fix or remove them, or pass "
-                         "--skip-bad-images to leave them out (the results then record how many were skipped).")
-    for name, rows in bad.items():
-        split = splits_by_name(splits)[name]
-        if len(rows) == len(split.table):
-            raise DataError(f"Every image of split {name!r} is unreadable; nothing is left to use.")
-    return bad
-
-
-def _bad_files(splits: dict[str, ResolvedSplit], full: bool) -> tuple[dict[str, set[int]], list[str]]:
-    bad: dict[str, set[int]] = {}
-    listing: list[str] = []
-    for split in splits.values():
-        table = split.table
-        for source_name, source in split.sources.items():
-            rows = table.index[table["source"] == source_name]
-            row_of = dict(zip(table.loc[rows, "id"].tolist(), rows.tolist()))
-            check = source.find_bad_images if full else source.check_cheap
-            for item_id, reason in check(table.loc[rows]):
-                bad.setdefault(split.name, set()).add(int(row_of[item_id]))
-                listing.append(reason)
-    return bad, listing
 
 
 def _absolute(path) -> str | None:

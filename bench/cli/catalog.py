@@ -80,6 +80,9 @@ def cmd_show(args: argparse.Namespace) -> None:
         proto = load_protocol(args.name)
         print(yaml.safe_dump(proto.model_dump(mode="json"), sort_keys=False), end="")
         print(f"# sha256: {proto.sha256()}")
+        for plan in proto.rounds.plans() if proto.rounds is not None else []:
+            print(f"# round {plan.index} ({proto.rounds.training}, {proto.rounds.init}): train and select on "
+                  f"{', '.join(plan.train)}; next period {', '.join(plan.next)}; growing: {len(plan.growing)} generators")
         _print_counts(proto, args.data_root)
         return
     from bench.plugin.factory import parse_overrides, resolve_detector
@@ -119,10 +122,11 @@ def _print_transforms(spec) -> None:
 
 def _print_counts(proto, data_root: str | None) -> None:
     from bench.api import data_root_from
-    from bench.data.splits import build_sources, resolve_all
+    from bench.data.splits import build_sources
+    from bench.run.rounds import all_splits, plan_rounds
 
-    try:
-        splits = resolve_all(proto, build_sources(proto, data_root_from(data_root)))
+    try:  # a temporal protocol's splits are its rounds' (r<k>/train ...), not its templates'
+        splits = all_splits(plan_rounds(proto, build_sources(proto, data_root_from(data_root)), None, None))
     except BenchError as err:
         print(f"# class counts unavailable: {err}")
         return

@@ -57,10 +57,10 @@ def check_held_out(proto: Protocol, splits: dict[str, ResolvedSplit], identity: 
     """Refuse a test set that shares a file with train or val, unless the protocol marks it ``sanity``."""
     by_name = {s.name: s for s in splits.values()}
     used: dict[str, tuple[str, str]] = {}
-    for name in ("train", "val"):
-        table = by_name[name].table
-        for ident, source, item in zip(identity[name].identities, table["source"], table["id"]):
-            used.setdefault(ident, (name, f"{source}:{item}"))
+    for key in ("train", "val"):  # by key: a round of a temporal run names them r<k>_train, r<k>_val
+        table = splits[key].table
+        for ident, source, item in zip(identity[splits[key].name].identities, table["source"], table["id"]):
+            used.setdefault(ident, (key, f"{source}:{item}"))
     for test_name, test in proto.test.items():
         if test.sanity or test_name not in identity:
             continue

@@ -24,13 +24,14 @@ from bench.data.base import CONVERSIONS, PathEscapeError, Source, decode_file
 from bench.data.splits import build_source, resolve_split
 from bench.errors import DataError, ImageError
 from bench.protocol import PairedTest, Split, load_protocol
+from bench.protocol.rounds import round_protocols
 
 CHUNK = 1 << 20
 
 
 @dataclass
 class SplitCounts:
-    """Counts of one resolved protocol split (``train``, ``val`` or ``test/<name>``)."""
+    """Counts of one resolved protocol split (``train``, ``val`` or ``test/<name>``; ``r<k>/train`` in rounds)."""
 
     name: str
     n_real: int
@@ -181,7 +182,10 @@ def verify_protocol(protocol_name_or_path: str | Path, data_root: str | Path | N
         except PathEscapeError as err:
             escaping[name] = str(err)
     report.errors += list(escaping.values())
-    specs = {"train": proto.train, "val": proto.val, **{f"test/{n}": s for n, s in proto.test.items()}}
+    specs = {}
+    for plan, own in round_protocols(proto):  # a temporal protocol: each round's train and val, not the templates
+        at = f"r{plan.index}/" if plan is not None else ""
+        specs.update({f"{at}train": own.train, f"{at}val": own.val, **{f"test/{n}": s for n, s in own.test.items()}})
     tables, used = [], set()
     for key, spec in specs.items():
         parts = _parts(spec)

@@ -23,6 +23,7 @@ from bench.leaderboard.definitions import definition_of
 from bench.leaderboard.resample import Resampler
 from bench.leaderboard.rows import cell, entry_base, provenance, seeds_in_order, stored_keys, stored_values
 from bench.leaderboard.stats import ALPHA, CELL_RESAMPLES, EPS, LEVEL, RESAMPLES, SEED, Ranking, rank
+from bench.leaderboard.temporal import rounds_of, thresholds_by_test
 from bench.metrics import DEPLOYMENT_METRICS, HIGHER_IS_BETTER
 
 #: Metrics that depend on more than the test scores (a result that predates them cannot get them later).
@@ -94,6 +95,8 @@ def table(members: list[Run], resamples: int = RESAMPLES, unpublished: set[str] 
     ranked = [e for e in entries if e["origin"]["rankable"]]
     tb.ranking = _rank(ranked, tb.replicates, HIGHER_IS_BETTER[metric])
     data = {k: proto[k] for k in ("name", "version", "sha256", "primary", "tests", "groups")}
+    if rounds_of(first.result) is not None:  # a temporal protocol: its page lays the rounds out
+        data["rounds"] = rounds_of(first.result)
     data.update(metric=metric, target=target, metrics=names, higher_is_better=HIGHER_IS_BETTER[metric])
     shared = sampler.design.shared()
     mc = [v.mc_error for v in tb.ranking.verdicts.values()] if tb.ranking else []
@@ -168,17 +171,18 @@ def _entry(runs: list[Run], proto: dict[str, Any], names: list[str], primary: tu
     """
     tests, groups = list(proto["tests"]), dict(proto["groups"])
     boot = all(sampler.has(r.key, t) for r in runs for t in tests)
-    thresholds = [(r.result.get("threshold") or {}).get("value") for r in runs]
-    wanted = [m for m in names if m not in _NEEDS_RUN or all(t is not None for t in thresholds)]
+    thresholds = [thresholds_by_test(r.result) for r in runs]  # a temporal run's come from its rounds
+    wanted = [m for m in names if m not in _NEEDS_RUN or all(v is not None for t in thresholds for v in t.values())]
     reps: dict[str, dict[str, list[np.ndarray]]] = {t: {} for t in tests}  # test -> metric -> per seed
     ranked = groups.get(primary[1], [primary[1]])  # the primary metric there gets every resample
     if boot:
         for run, threshold in zip(runs, thresholds):
             for test in tests:
                 first = [primary[0]] if test in ranked else []
-                found = sampler.metrics(run.key, test, first, threshold) if first else {}
+                found = sampler.metrics(run.key, test, first, threshold.get(test)) if first else {}
                 rest = [m for m in wanted if m not in found]
-                found.update(sampler.metrics(run.key, test, rest, threshold, min(cell_resamples, sampler.resamples)))
+                found.update(sampler.metrics(run.key, test, rest, threshold.get(test),
+                                             min(cell_resamples, sampler.resamples)))
                 for m, values in found.items():
                     reps[test].setdefault(m, []).append(values)
     cells: dict[str, dict[str, Any]] = {}

@@ -1,6 +1,7 @@
 """``bench leaderboard build``: every generated file from the stored results, and the freshness check.
 
-Generated under the leaderboard directory: ``<protocol>.md`` per protocol name, ``index.json`` (the
+Generated under the leaderboard directory: ``<protocol>.md`` per protocol name (and ``<family>.md`` per
+protocol family, :mod:`bench.leaderboard.matrix`), ``index.json`` (the
 tables as data, documented in docs/leaderboard.md) and ``figures/<protocol>/v<version>/*.png``;
 optionally the README block and a static HTML site. Text output depends only on the result files.
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 from bench.leaderboard.aggregate import Table, tables
 from bench.leaderboard.collect import load_dir
 from bench.leaderboard.figures import Figure, figures
-from bench.leaderboard.tables import page, readme_block
+from bench.leaderboard.matrix import family_pages
+from bench.leaderboard.tables import HEADER, page, readme_block
 
 INDEX_SCHEMA = 3
 
@@ -45,6 +47,8 @@ def compute(leaderboard_dir: Path, readme: Path | None = None) -> Board:
             listed[table.data["version"]] = [((folder / f.file).as_posix(), f.caption) for f in figs]
             pictures.update({lb / folder / f.file: f for f in figs})
         text[lb / f"{name}.md"] = page(name, [t.data for t in versions], listed)
+    for family, markdown in family_pages(newest, HEADER).items():  # e.g. GenImage's 8 x 8 matrix
+        text[lb / f"{family}.md"] = markdown
     index = {"schema_version": INDEX_SCHEMA, "protocols": [t.data for vs in by_name.values() for t in vs]}
     text[lb / "index.json"] = json.dumps(index, indent=2, ensure_ascii=False) + "\n"
     if readme is not None:

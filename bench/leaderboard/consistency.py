@@ -26,6 +26,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.leaderboard.collect import LeaderboardError, run_predictions_text
+from bench.leaderboard.temporal import thresholds_by_test
 from bench.leaderboard.weighted import weighted_metrics
 from bench.metrics import METRIC_NAMES, check_two_classes, is_count
 
@@ -77,9 +78,9 @@ def check_predictions(frame: pd.DataFrame, result: dict[str, Any], where: Path |
                 f"{where} has {counts[0]} real and {counts[1]} fake scores for {test}, but its results have "
                 f"{stored.get('n_real')} and {stored.get('n_fake')}; the file belongs to another run."
             )
-    threshold = (result.get("threshold") or {}).get("value")  # schema 3: chosen on validation
+    thresholds = thresholds_by_test(result)  # schema 3: chosen on validation (in a temporal run, per round)
     for test, part in kept.groupby("test_set", sort=False):
-        _check_metrics(part, result["metrics"][test], f"{where}", str(test), threshold)
+        _check_metrics(part, result["metrics"][test], f"{where}", str(test), thresholds.get(str(test)))
 
 
 def _check_run_columns(frame: pd.DataFrame, result: dict[str, Any], where: Path | str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from bench.leaderboard.aggregate import Table
 from bench.leaderboard.robustness import KINDS, protocol_variants, within_protocol
 from bench.leaderboard.style import detector_colours, new_figure
+from bench.leaderboard.temporal import next_period_figure
 
 _GRID = np.linspace(0.0, 1.0, 201)
 
@@ -63,6 +64,12 @@ def figures(table: Table, newest: dict[str, Table]) -> list[Figure]:
         out.append(Figure("roc.png", "ROC curves per group: the true-positive rate at each false-positive rate, "
                           "averaged vertically over the group's test sets and over "
                           f"{runs_text(rows, predictions_only=True)}.", lambda: _roc(table, rows)))
+    if t.get("rounds"):
+        labels = [row_label(e, rows) for e in rows]
+        out.append(Figure("next_period.png", f"{t['metric']} on the next period against round (one line per "
+                          f"detector): the mean over {runs_text(rows)}; bars: 95% intervals over each round's "
+                          "test images where predictions are stored.",
+                          lambda: next_period_figure(t, rows, labels)))
     panels = [{**p, "values": _test_points(t, rows, p)} for p in within_protocol(table.definition)]
     others = {name: tb.definition for name, tb in newest.items()}
     for panel in protocol_variants(table.definition, others):

@@ -24,6 +24,10 @@ KEYS: list[tuple[str, str]] = [
     ("budget.max_steps", "upper bound on optimisation steps"),
     ("seeds", "training seeds of a full leaderboard entry (default [0, 1, 2])"),
     ("test_resolution", "detector (each detector's eval transform, default) or native (test images whole, uncropped)"),
+    ("rounds", ("a temporal protocol: {order: generators in release order, window: generators per window, "
+                "training: cumulative|sliding, init: fresh|continued, test: <split> without subsets}; round k "
+                "trains and selects on its windows and tests on the next (r<k>_next) and on all released so far "
+                "(r<k>_growing); `test` and the groups next/growing are generated, train/val give no subsets")),
     ("<split>.source", "a name under `sources`"),
     ("<split>.split", "the source's split: train, val or test (or the dataset's own split name)"),
     ("<split>.subsets", "keep only these subsets (e.g. generators, manipulation methods); default all"),

@@ -7,8 +7,6 @@ reference backbone and image size, overridable with ``-o``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +16,8 @@ from pydantic import (
     Field,
     StrictInt,
     Tag,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -25,6 +25,10 @@ from pydantic import (
 from bench.errors import ConfigError, did_you_mean
 from bench.inputs import check_component, check_seeds
 from bench.metrics import METRIC_NAMES
+from bench.protocol.hashing import canonical_sha256
+from bench.protocol.rounds import Rounds
+from bench.protocol.rounds import check as check_rounds
+from bench.protocol.rounds import expand as expand_rounds
 
 
 class _Located(ValueError):
@@ -128,6 +132,7 @@ def _shape(value: Any) -> str:
 #: A train or test split: one source, or reals and fakes from two.
 SplitOrPair = Annotated[Annotated[Split, Tag("Split")] | Annotated[PairedTest, Tag("Paired")], Discriminator(_shape)]
 ValOrPair = Annotated[Annotated[ValSplit, Tag("Split")] | Annotated[PairedVal, Tag("Paired")], Discriminator(_shape)]
+_SPLIT_OR_PAIR = TypeAdapter(SplitOrPair)
 
 
 class Budget(_Strict):
@@ -147,7 +152,8 @@ class Protocol(_Strict):
     detector_defaults: dict[str, Any] = Field(default_factory=dict)
     train: SplitOrPair
     val: ValOrPair
-    test: dict[str, SplitOrPair]
+    #: Generated from ``rounds`` in a temporal protocol (:mod:`bench.protocol.rounds`).
+    test: dict[str, SplitOrPair] = Field(default_factory=dict)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     metrics: list[Literal["auc", "ap", "eer", "acc", "video_auc", "oracle_acc"]]
     primary: str
@@ -156,6 +162,22 @@ class Protocol(_Strict):
     #: ``detector``: test images go through each detector's own eval transform; ``native``: at their stored
     #: size, uncropped (CNNDetection's ``--no_crop``), which the runner must apply (see ``resolve_all``).
     test_resolution: Literal["detector", "native"] = "detector"
+    #: A temporal protocol: generators in release order, trained and tested window by window.
+    rounds: Rounds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_rounds(cls, data: Any) -> Any:
+        data = expand_rounds(data)
+        template = (data.get("rounds") or {}).get("test") if isinstance(data, dict) else None
+        try:
+            if isinstance(template, dict):
+                _SPLIT_OR_PAIR.validate_python(template)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+            raise _Located(("rounds", "test", *loc), first["msg"].removeprefix("Value error, ")) from None
+        return data
 
     @field_validator("name")
     @classmethod
@@ -169,6 +191,12 @@ class Protocol(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Protocol:
+        if self.rounds is not None:
+            problem = check_rounds(self.model_dump(mode="json"), self.rounds, self.groups, type(self).model_validate)
+            if problem:
+                raise _Located(*problem)
+        elif not self.test:
+            raise _Located(("test",), "a protocol needs at least one test set")
         for where, split in self.splits():
             if split.source not in self.sources:
                 raise _Located((*where, "source"), f"{'.'.join(where)} uses source {split.source!r}, which is not "
@@ -182,7 +210,8 @@ class Protocol(_Strict):
                 raise _Located(("test", test_name), f"test set name {test_name!r} is reserved or contains '/'; "
                                "rename it")
             _as_value_error(check_component, test_name, "test set name", "rename it", path=("test", test_name))
-        self._check_held_out()
+        if self.rounds is None:  # a temporal protocol's rounds each checked theirs (check_rounds)
+            self._check_held_out()
         for group, members in self.groups.items():
             if group in self.test:
                 raise _Located(("groups", group), f"group {group!r} has the same name as a test set; rename one")
@@ -242,24 +271,7 @@ class Protocol(_Strict):
         Keys added to the schema later are left out while they hold their default, so a protocol
         written before them (and every stored result's definition) keeps its hash.
         """
-        canonical = json.dumps(_hashable(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-#: Keys added after the first schema, with the default that leaves them out of the hash: top-level keys,
-#: and keys of every ``perturb``/``fake_perturb`` mapping.
-_LATE_TOP = {"test_resolution": "detector"}
-_LATE_PERTURB = {"shorter_side": None}
-
-
-def _hashable(data: Any, late: dict[str, Any] = _LATE_TOP) -> Any:
-    """``data`` without the late keys that hold their defaults."""
-    if isinstance(data, list):
-        return [_hashable(v, {}) for v in data]
-    if not isinstance(data, dict):
-        return data
-    return {k: _hashable(v, _LATE_PERTURB if k in ("perturb", "fake_perturb") else {})
-            for k, v in data.items() if not (k in late and v == late[k])}
+        return canonical_sha256(self.model_dump(mode="json"))
 
 
 def _as_value_error(check, value, *args, path: tuple | None = None):

@@ -1,7 +1,7 @@
 """Run-time checks :func:`bench.api.run` makes before and during a run.
 
 Before any data is read or weights are loaded: the output directory is writable. Before the first
-real batch: the adapter contract, on a throwaway copy of the built detector (``bench.testing``'s
+real batch: every file is readable (:func:`check_files`), and the adapter contract, on a throwaway copy of the built detector (``bench.testing``'s
 checks, each failure one sentence). During the run: every score and loss is a finite number.
 """
 
@@ -13,11 +13,14 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.errors import BenchError, DetectorError
+from bench.errors import BenchError, DataError, DetectorError, ImageError
+
+if TYPE_CHECKING:
+    from bench.data.splits import ResolvedSplit
 
 #: A training loss this many times the first step's loss (and above 1e3) means training diverged.
 DIVERGENCE_FACTOR = 1e4
@@ -176,3 +179,48 @@ class LossGuard:
                                 f"{loss / self.first:.2g}× the first step's); lower the learning rate (-o lr=...) "
                                 f"or check the detector's loss.")
 
+
+def splits_by_name(splits: dict[str, ResolvedSplit]) -> dict[str, ResolvedSplit]:
+    """Index resolved splits by their own name (``train``, ``val``, test names)."""
+    return {s.name: s for s in splits.values()}
+
+
+def check_files(splits: dict[str, ResolvedSplit], full: bool, skip: bool, runner=None
+                ) -> dict[str, set[int]]:
+    """Check every file before the run: cheap checks, or a full decode with ``full``.
+
+    The main process checks and the others receive its findings (one pass over the files, not one
+    per process). Stops with the list of bad files unless ``skip`` (then returns the rows to leave out).
+    """
+    from accelerate.utils import broadcast_object_list
+
+    found: list = [None]
+    if runner is None or runner.is_main:
+        found[0] = _bad_files(splits, full)
+    if runner is not None and runner.accelerator.num_processes > 1:
+        broadcast_object_list(found)
+    bad, listing = found[0]
+    if listing and not skip:
+        shown = "; ".join(listing[:10]) + (f"; and {len(listing) - 10} more" if len(listing) > 10 else "")
+        raise ImageError(f"{len(listing)} image file(s) cannot be used: {shown}. Fix or remove them, or pass "
+                         "--skip-bad-images to leave them out (the results then record how many were skipped).")
+    for name, rows in bad.items():
+        split = splits_by_name(splits)[name]
+        if len(rows) == len(split.table):
+            raise DataError(f"Every image of split {name!r} is unreadable; nothing is left to use.")
+    return bad
+
+
+def _bad_files(splits: dict[str, ResolvedSplit], full: bool) -> tuple[dict[str, set[int]], list[str]]:
+    bad: dict[str, set[int]] = {}
+    listing: list[str] = []
+    for split in splits.values():
+        table = split.table
+        for source_name, source in split.sources.items():
+            rows = table.index[table["source"] == source_name]
+            row_of = dict(zip(table.loc[rows, "id"].tolist(), rows.tolist()))
+            check = source.find_bad_images if full else source.check_cheap
+            for item_id, reason in check(table.loc[rows]):
+                bad.setdefault(split.name, set()).add(int(row_of[item_id]))
+                listing.append(reason)
+    return bad, listing

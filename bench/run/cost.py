@@ -48,14 +48,16 @@ def device_name(device: torch.device | str) -> str:
 
 
 def cost_record(detector: torch.nn.Module, device: torch.device | str, fit_seconds: float, predict_seconds: float,
-                images: int, cache: dict[str, Any] | None) -> dict[str, Any]:
+                images: int, cache: dict[str, Any] | None, tests: list[str] | None = None) -> dict[str, Any]:
     """The ``cost`` block of results.json.
 
     ``predict_images_per_second`` is end to end (decoding, transform, forward) over every test image;
     ``predict_cached_share`` is the share of those images whose features came from the feature
     cache, which makes the throughput faster than a fresh forward pass (the pages then say so).
+    ``tests``: the test sets' split names (default: every split but train and val).
     """
-    tests = {k: v for k, v in ((cache or {}).get("splits") or {}).items() if k not in ("train", "val")}
+    tests = {k: v for k, v in ((cache or {}).get("splits") or {}).items()
+             if (k in tests if tests is not None else k not in ("train", "val"))}
     hits = sum(int(v.get("hits", 0)) for v in tests.values())
     return {
         "params_total": sum(p.numel() for p in detector.parameters()),

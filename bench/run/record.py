@@ -15,8 +15,11 @@ from bench.run.results import SCHEMA_VERSION, environment, now_iso
 def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: dict, splits: dict[str, ResolvedSplit],
              runner, arguments: dict, timing: dict, absent: dict[str, set[int]],
              conversions: dict[str, dict[int, int]], threshold: dict | None = None, cost: dict | None = None,
-             predictions: dict[str, pd.DataFrame] | None = None) -> dict[str, Any]:
+             predictions: dict[str, pd.DataFrame] | None = None, rounds: list[dict] | None = None) -> dict[str, Any]:
     """The results.json of a run (schema :data:`bench.run.results.SCHEMA_VERSION`).
+
+    A temporal run adds ``rounds`` (:func:`bench.run.rounds.record`); its ``selection`` and ``threshold``
+    are then the last round's (the weights of its checkpoint).
 
     Group counts (``n_real``, ``n_fake``, ``n_videos``) are distinct images over the member test sets
     (:mod:`bench.data.distinct`), computed from ``predictions`` when given.
@@ -53,6 +56,7 @@ def assemble(*, run_dir, proto, spec, det, seed: int, selection: dict, metrics: 
         "env": environment(str(runner.accelerator.device), runner.accelerator.num_processes, runner.precision),
         "timing": {**timing, "finished_at": now_iso()}, "cost": cost,
         "command": arguments.get("command") or command_line(),
+        **({"rounds": rounds} if rounds is not None else {}),
     }
 
 

@@ -227,14 +227,16 @@ class Runner:
 
     # -- fitting -----------------------------------------------------------------------------------
     def fit(self, detector: Detector, train: ResolvedSplit, val: ResolvedSplit, select: str,
-            epochs_budget: int | None, steps_budget: int | None, run_dir=None) -> dict[str, Any]:
+            epochs_budget: int | None, steps_budget: int | None, run_dir=None, round_index: int = 1) -> dict[str, Any]:
         """Train (or fit on features) and select on ``val``; returns the selection record.
 
-        ``run_dir``: where gradient training saves its state after every epoch (and resumes from).
+        ``run_dir``: where gradient training saves its state after every epoch (and resumes from);
+        ``round_index``: which round of a temporal run the state belongs to.
         """
         if detector.fits_features:
             return self._fit_features(detector, train, val, select)
-        return training.fit_gradient(self, detector, train, val, select, epochs_budget, steps_budget, run_dir)
+        return training.fit_gradient(self, detector, train, val, select, epochs_budget, steps_budget, run_dir,
+                                     round_index)
 
     def features(self, detector: Detector, split: ResolvedSplit) -> FeatureSet:
         """Frozen features of every usable row of ``split`` (rows skipped on purpose are left out)."""
@@ -273,8 +275,8 @@ class Runner:
         return feats
 
     def _fit_features(self, detector: Detector, train: ResolvedSplit, val: ResolvedSplit, select: str) -> dict:
-        sets = {split.name: self.features(detector, split) for split in (train, val)}
+        train_set, val_set = self.features(detector, train), self.features(detector, val)
         start = time.perf_counter()
-        info = detector.fit_features(sets["train"], sets["val"], select)
+        info = detector.fit_features(train_set, val_set, select)
         self.log.append({"event": "fit_features", "seconds": round(time.perf_counter() - start, 3), **info})
         return {"rule": select, **info}

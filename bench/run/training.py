@@ -57,8 +57,12 @@ _STATE_FILE = "training.pt"
 
 
 def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: ResolvedSplit, select: str,
-                 epochs_budget: int | None, steps_budget: int | None, run_dir: Path | None) -> dict[str, Any]:
-    """Train under the budget, validate after every epoch, keep the epoch ``select`` prefers."""
+                 epochs_budget: int | None, steps_budget: int | None, run_dir: Path | None,
+                 round_index: int = 1) -> dict[str, Any]:
+    """Train under the budget, validate after every epoch, keep the epoch ``select`` prefers.
+
+    ``round_index``: the round of a temporal run this fit belongs to; its saved state says so.
+    """
     acc, opts = runner.accelerator, runner.opts
     train_loader, sampler = runner.loader(train, detector, train=True)
     val_loader, _ = runner.loader(val, detector, train=False)
@@ -78,7 +82,7 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
     names = sorted({"auc", "ap", "acc", "eer"} | ({metric} if metric else set()))
     ctx = StepContext(model=model, optimizer=optimizer, accelerator=acc, scheduler=scheduler)
     progress = {"epoch": 0, "step": 0, "history": [], "best": {"value": None}}
-    saved = load_state(run_dir, runner, detector, optimizer, scheduler) if run_dir is not None else None
+    saved = load_state(run_dir, runner, detector, optimizer, scheduler, round_index) if run_dir is not None else None
     if saved is not None:
         progress = saved
     else:
@@ -123,7 +127,7 @@ def fit_gradient(runner: Runner, detector: Detector, train: ResolvedSplit, val: 
         if run_dir is not None:
             save_state(run_dir, runner, detector, optimizer, scheduler,
                        {"epoch": epoch + 1, "step": step, "history": history, "best": best, "first_loss": guard.first,
-                        "start_norm": guard.start_norm})
+                        "start_norm": guard.start_norm, "round": round_index})
     if metric is not None:
         detector.load_state_dict(best.pop("state"), strict=False)
         chosen = next(h for h in history if h["epoch"] == best["epoch"])
@@ -213,12 +217,18 @@ def save_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, sch
     write_with(folder / _STATE_FILE, lambda fh: torch.save(state, fh), tensor_bytes(state), hint)
 
 
-def load_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, scheduler) -> dict | None:
-    """Restore the state :func:`save_state` wrote, or return None when the run has none yet."""
+def load_state(run_dir: Path, runner: Runner, detector: Detector, optimizer, scheduler,
+               round_index: int = 1) -> dict | None:
+    """Restore the state :func:`save_state` wrote, or return None when the run has none yet for this round.
+
+    A state of an earlier round (one a temporal run finished before it was killed) is not this round's.
+    """
     path = Path(run_dir) / STATE_DIR / _STATE_FILE
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["progress"].get("round", 1) != round_index:
+        return None
     detector.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
