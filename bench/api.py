@@ -103,19 +103,8 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
             for rnd in rounds:  # steps 6-9 per round; a resumed run keeps the rounds it finished
                 finished = load_round(run_dir, rnd, runner)
                 if finished is None:
-                    det, meta = round_detector(spec, rnd, done, checkpoint, runner, eval_only)  # 6. detector
-                    fit_start = time.perf_counter()                             # 7. fit (select on val, never test)
-                    selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
-                                 if eval_only else runner.fit(det, rnd.splits["train"], rnd.splits["val"], select,
-                                                              proto.budget.max_epochs, proto.budget.max_steps,
-                                                              run_dir=run_dir, round_index=rnd.index))
-                    fit_seconds = time.perf_counter() - fit_start
-                    val_frame, threshold = val_threshold(runner, det, rnd.splits["val"])  # 8. threshold on val
-                    predict_start = time.perf_counter()
-                    predictions, metrics = evaluate(runner, det, rnd.proto, rnd.splits, threshold["value"])  # 9. predict
-                    finished = save_round(run_dir, runner, rnd, RoundResult(
-                        selection, threshold, val_frame, predictions, metrics, fit_seconds,
-                        time.perf_counter() - predict_start), det)
+                    det, finished = run_round(runner, spec, rnd, done, select, proto.budget, run_dir,
+                                              checkpoint, eval_only)
                 done.append(finished)
             det = det if det is not None else last_weights(spec, done)
             metrics, predictions, val_frame = merged(rounds, done)
@@ -141,6 +130,23 @@ def run(protocol: str | Path, detector: str, *, seed: int = 0, overrides: dict[s
         runner.accelerator.wait_for_everyone()
     result["run_dir"] = str(run_dir)
     return result
+
+
+def run_round(runner: Runner, spec, rnd: Round, done: list[RoundResult], select: str, budget, run_dir: Path,
+              checkpoint, eval_only: bool) -> tuple[Any, RoundResult]:
+    """Steps 6-9 of one round: build the detector, fit (select on val), threshold on val, predict every test set."""
+    det, meta = round_detector(spec, rnd, done, checkpoint, runner, eval_only)  # 6. detector (contract checked)
+    fit_start = time.perf_counter()                                              # 7. fit (select on val, never test)
+    selection = ({"rule": "eval_only", "checkpoint": str(checkpoint), "checkpoint_metadata": meta}
+                 if eval_only else runner.fit(det, rnd.splits["train"], rnd.splits["val"], select, budget.max_epochs,
+                                              budget.max_steps, run_dir=run_dir, round_index=rnd.index))
+    fit_seconds = time.perf_counter() - fit_start
+    val_frame, threshold = val_threshold(runner, det, rnd.splits["val"])        # 8. threshold on val (selected weights)
+    predict_start = time.perf_counter()
+    predictions, metrics = evaluate(runner, det, rnd.proto, rnd.splits, threshold["value"])  # 9. predict + metrics
+    result = RoundResult(selection, threshold, val_frame, predictions, metrics, fit_seconds,
+                         time.perf_counter() - predict_start)
+    return det, save_round(run_dir, runner, rnd, result, det)
 
 
 def round_detector(spec, rnd: Round, done: list[RoundResult], checkpoint, runner: Runner,
