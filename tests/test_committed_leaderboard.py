@@ -27,13 +27,25 @@ def test_embedded_protocols_have_three_complete_seeds_per_baseline(protocol):
 
 
 def test_committed_results_match_the_shipped_protocol_version():
+    """Each protocol's newest committed results are of the shipped version, with its exact definition.
+
+    Older versions may stay (their pages say which version they rank), but a version bump without
+    re-run rows would leave the shipped protocol with no published row to compare against.
+    """
     from bench.protocol import load_protocol
 
+    newest: dict[str, int] = {}
     for path in sorted((BOARD / "results").glob("*/*/*.json")):
         result = json.loads(path.read_text())
         proto = load_protocol(result["protocol"]["name"])
+        newest[proto.name] = max(newest.get(proto.name, 0), result["protocol"]["version"])
         if proto.version == result["protocol"]["version"]:
             assert result["protocol"]["sha256"] == proto.sha256(), f"{path}: protocol changed without a version bump"
+    assert newest, "no committed results"
+    for name, version in newest.items():
+        assert version == load_protocol(name).version, (
+            f"{name}: the newest committed results are v{version}, the shipped protocol is "
+            f"v{load_protocol(name).version}; re-run its rows")
 
 
 def test_committed_pages_never_show_nan_and_link_existing_figures():
