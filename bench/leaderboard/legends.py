@@ -59,8 +59,10 @@ def _interval_text(t: dict[str, Any], boot: list[dict[str, Any]]) -> str:
     if synthetic:
         together.append(f"on the synthetic source the k-th {synthetic} of a split start from the same crop in "
                         "every test set of that split, so each gets one draw for all of them")
-    if "paired reals" in shared:
-        together.append("paired test sets with the same real split draw their reals together")
+    split = " and ".join(c for c in ("reals", "fakes") if f"split {c}" in shared)
+    if split:
+        together.append(f"test sets that read one split (its degraded variants, or paired test sets with one real "
+                        f"split) draw its {split} together")
     pools = "; ".join(together) if together else "every test set draws its own images"
     seeds = {len(e["seeds"]) > 1 for e in boot}
     fixed = (" The seeds are fixed, not drawn: the interval is for the mean of these trained models over test "
