@@ -218,6 +218,10 @@ def test_a_published_run_with_the_reported_runs_id_is_kept_unless_it_is_that_run
     (lb / "results/tiny/clip_linear/s1.json").unlink()
     text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
     assert f"Run s0 is itself published in {lb}; it is compared with the other rows." in text
+    (lb / "results/tiny/clip_linear/s0.json").unlink()  # stored as `grid collect --submit` names a cell
+    commit(lb, {**mine, "run_id": "20270101-000000-s0", "run_dir_name": "s0"})
+    text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
+    assert f"Run 20270101-000000-s0 is itself published in {lb}" in text
 
 
 def test_a_run_on_other_test_images_is_compared_with_nothing_naming_the_test_set(tmp_path):

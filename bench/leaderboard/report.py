@@ -113,10 +113,13 @@ def _published(runs: list[Run], against: str | Path | None) -> tuple[list[Run], 
     return same, " ".join([placed, *notes])
 
 
-def _same_run(a: Run, b: Run) -> bool:
-    """Whether two stored results are one run: same ``detector/run_id`` and predictions hashes, or start time."""
-    if a.key != b.key:
+def _same_run(published: Run, mine: Run) -> bool:
+    """Whether a published result is the reported run: same detector and run id (or the id of the run directory
+    it was submitted from, as grid cells are), and the same predictions hashes, or start time."""
+    ids = {published.result["run_id"], published.result.get("run_dir_name")}
+    if published.detector["name"] != mine.detector["name"] or mine.result["run_id"] not in ids:
         return False
+    a, b = published, mine
     hashes = a.result.get("predictions_sha256"), b.result.get("predictions_sha256")
     if all(hashes):
         return hashes[0] == hashes[1]
