@@ -73,10 +73,10 @@ def folder_protocol(tmp_path: Path, name: str = "folderbad", n: int = 4, **extra
     ``extra`` adds keys to the source spec, e.g. ``allow_outside_root="true"``.
     """
     root = tmp_path / "data"
-    for split in ("train", "val", "test"):
-        for label in ("0_real", "1_fake"):
-            for i in range(n):
-                write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=hash((split, label, i)) % 997)
+    for s, split in enumerate(("train", "val", "test")):
+        for c, label in enumerate(("0_real", "1_fake")):
+            for i in range(n):  # every image its own pixels: a test image equal to a train one is not held out
+                write_image(root / "ds" / split / label / f"{i}.png", size=(40, 40), seed=(2 * s + c) * n + i)
     spec = ", ".join(["type: folder", "root: ds", 'layout: "{split}/{label}"', *(f"{k}: {v}" for k, v in extra.items())])
     proto = tmp_path / f"{name}.yaml"
     proto.write_text(f"""name: {name}

@@ -129,7 +129,7 @@ def test_a_link_outside_the_root_is_read_and_recorded_when_the_source_allows_it(
 def test_a_manifest_file_reached_through_a_link_outside_the_root_is_refused(refused, tmp_path):
     proto, root = _manifest_protocol(tmp_path, "a.png,0,train\nb.png,1,train\nc.png,0,val\nd.png,1,val\n"
                                                "a2.png,0,test\nlinked/b.png,1,test\n")
-    shutil.copy(root / "a.png", root / "a2.png")
+    write_image(root / "a2.png", size=(40, 40), seed=8)  # its own pixels: a copy of a.png is not held out
     write_image(tmp_path / "elsewhere" / "b.png", size=(40, 40), seed=9)
     (root / "linked").symlink_to(tmp_path / "elsewhere")
     refused(run_args(proto, root, tmp_path / "runs"), r"linked/b\.png resolves to .*elsewhere/b\.png, outside the "
@@ -182,6 +182,32 @@ def test_a_second_source_over_the_train_files_is_caught_with_the_data(refused, t
     refused(run_args(twin, root, tmp_path / "runs"), r"Test set 'u' shares 8 of its 8 images with train \(first: "
             r"copy:train/0_real/0\.png is the same file as ds:train/0_real/0\.png\)")
     no_finished_runs(tmp_path)
+
+
+def test_a_copied_train_folder_used_as_a_test_set_is_refused_by_its_content(refused, tmp_path):
+    proto, root = folder_protocol(tmp_path)
+    shutil.copytree(root / "ds" / "train", root / "copied")  # new inodes, other paths: the same bytes
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(proto.read_text().replace("name: folderbad", "name: copy")
+                    .replace("sources:\n", "sources:\n  copy: {type: folder, root: copied, layout: \"{label}\"}\n")
+                    .replace("t: {source: ds, split: test}", "t: {source: ds, split: test}\n  u: {source: copy, split: "
+                             "test}"))
+    refused(run_args(copy, root, tmp_path / "runs"), r"8 of the 8 images of test set 'u' are copies of train images \(first: "
+            r"copy:0_real/0\.png has the content of ds:train/0_real/0\.png: same size, first and last 64 KiB\), so it "
+            r"is not held out")
+    no_finished_runs(tmp_path)
+
+
+def test_content_keys_see_both_ends_of_a_file(tmp_path):
+    from bench.data.identity import content_key
+
+    body = bytes(range(256)) * 1024  # 256 KiB
+    (tmp_path / "a").write_bytes(body)
+    (tmp_path / "b").write_bytes(body)
+    (tmp_path / "c").write_bytes(body[:-1] + b"x")  # the last byte differs
+    (tmp_path / "d").write_bytes(body[:100])  # a short file is hashed whole
+    keys = {name: content_key(tmp_path / name) for name in "abcd"}
+    assert keys["a"] == keys["b"] != keys["c"] and keys["d"].startswith("100:") and len(set(keys.values())) == 3
 
 
 def test_shipped_protocols_validate_with_their_in_domain_sets(capsys):

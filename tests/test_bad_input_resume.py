@@ -104,6 +104,29 @@ def test_a_run_started_by_an_older_bench_is_not_resumed_blindly(refused, tiny_pr
     refused(["run", "--resume", str(run_dir)], r"config\.yaml has no resume_guard .*start a new run", tmp_path / "runs")
 
 
+def test_a_resume_refuses_other_decoding_rules_or_another_code_revision(refused, tiny_protocol, tmp_path,
+                                                                        monkeypatch):
+    from bench.data import decode
+
+    run_dir = killed_run(tmp_path, monkeypatch, tiny_protocol)
+    resume, out, started = ["run", "--resume", str(run_dir)], tmp_path / "runs", decode.DECODE_VERSION
+    with monkeypatch.context() as patch:
+        patch.setattr(decode, "DECODE_VERSION", "999")
+        refused(resume, r"The code changed since .* started \(the image decoding rules \(DECODE_VERSION\): "
+                        rf"{started} then, 999 now\); resume it with the code that started it", out)
+    path = run_dir / "config.yaml"
+    saved = path.read_text()
+    config = yaml.safe_load(saved)
+    config["resume_guard"]["code"]["git_sha"] = "0000000"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    refused(resume, r"The code changed since .* \(the git revision: 0000000 then, ", out)
+    config["resume_guard"].pop("code")  # a guard written before the code was recorded
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    refused(resume, r"config\.yaml records no code version in its resume_guard .*start a new run", out)
+    path.write_text(saved)
+    assert (run_dir / "INCOMPLETE").exists() and not (run_dir / "results.json").exists()
+
+
 # -- submitted predictions must be the run's ------------------------------------------------------------
 @pytest.fixture
 def registered_tiny(tmp_path, monkeypatch):

@@ -109,6 +109,35 @@ def test_bad_cells_are_refused_before_anything_is_submitted_naming_the_cell(tmp_
     assert not out.exists()
 
 
+def test_seeds_threads_and_a_test_set_inside_training_are_refused_before_submission(tmp_path, capsys):
+    """What `bench run` refuses (issue 17 items 3, 7, 12) is refused by the grid, before any cell."""
+    proto, out = write_tiny_protocol(tmp_path), tmp_path / "g"
+    base = ["grid", "--protocol", str(proto), "--detector", "clip_linear", "--out", str(out)]
+    for args, match in [(["--seeds=-1"], "key 'seeds': the list has seed -1, outside 0..4294967295"),
+                        (["--seeds", "4294967296"], "has seed 4294967296, outside"),
+                        (["--seeds", "0,0"], "lists seed 0 twice"),
+                        (["--threads", "100000"], r"run.threads \(--threads\) 100000 is more than the \d+ core"),
+                        (["--threads", "9", "--executor", "slurm", "--cpus-per-cell", "8"],
+                         "run.threads .*9 is more than executor.cpus_per_cell 8")]:
+        code, _, err = run_cli([*base, *args], capsys)
+        assert code == 2 and re.search(match, err) and err.count("\n") == 1, (args, err)
+    path = tmp_path / "g.yaml"
+    path.write_text(f"protocols: [{proto}]\ndetectors: [clip_linear]\nseeds: [0, -5]\n")
+    with pytest.raises(ConfigError, match=r"g.yaml line 3, key 'seeds': the list has seed -5"):
+        load_grid(path)
+    folder = folder_protocol(tmp_path / "fold.yaml")
+    text = folder.read_text().replace("test: {t: {source: ds, split: test}}", "test: {t: {source: again, split: train}}")
+    folder.write_text(text.replace("sources: {ds: {type: folder, root: ds, layout: \"{split}/{label}\"}}",
+                                   "sources: {ds: {type: folder, root: ds, layout: \"{split}/{label}\"}, "
+                                   "again: {type: folder, root: link, layout: \"{split}/{label}\"}}"))
+    data = folder_data(tmp_path / "data")
+    (data / "link").symlink_to(data / "ds")  # another name of the same folder: only the data can tell
+    code, _, err = run_cli(["grid", "--protocol", str(folder), "--detector", "clip_linear", "--out", str(out),
+                            "--data-root", str(data)], capsys)
+    assert code == 2 and "every other cell of protocol fold cannot run: Test set 't' shares 8 of its 8" in err, err
+    assert not out.exists()
+
+
 def test_slurm_without_sbatch_is_one_sentence_and_makes_nothing(tmp_path, capsys, monkeypatch):
     proto = write_tiny_protocol(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))

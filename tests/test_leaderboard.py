@@ -209,3 +209,12 @@ def test_results_are_not_mutated_by_build(tmp_path):
     before = copy.deepcopy(json.loads(path.read_text()))
     build(lb)
     assert json.loads(path.read_text()) == before
+
+
+def test_the_legend_says_the_oracle_acc_and_ece_intervals_are_of_upward_biased_statistics(tmp_path):
+    lb = board(tmp_path / "lb", {"a": 0.6, "b": 1.2}, seeds=(0,))
+    page = render(lb)[lb / "tiny.md"]
+    assert ("The [lo, hi] of oracle_acc and ece is the same percentile interval as elsewhere, of statistics that "
+            "resampling biases upward") in page
+    cells = [g[m] for e in index(lb)["entries"] for g in e["groups"].values() for m in ("oracle_acc", "ece")]
+    assert cells and sum((c["lo"] + c["hi"]) / 2 > c["mean"] for c in cells) > len(cells) / 2  # what it warns of

@@ -145,7 +145,33 @@ def test_paired_file_test_sets_keep_sharing_their_real_pool():
     a, b = sampler.metrics("r", "a", ["acc"]), sampler.metrics("r", "b", ["acc"])
     assert np.array_equal(a["real_acc"], b["real_acc"])
     assert not np.array_equal(a["fake_acc"], b["fake_acc"])  # fakes: their own
-    assert sampler.design.shared() == ["paired reals"]
+    assert sampler.design.shared() == ["split reals"]
+
+
+def test_degraded_variants_of_one_split_draw_the_same_images():
+    """Identical scores under two perturb variants of one split give identical replicates (correlation 1)."""
+    split = {"source": "files", "split": "test", "subsets": ["sd"]}
+    definition = {"sources": {"files": {"type": "folder"}},
+                  "test": {"clean": split, "jpeg": {**split, "perturb": {"jpeg": 65}},
+                           "blur": {**split, "fake_perturb": {"blur": 3.0}},
+                           "paired": {"real": {**split, "perturb": {"jpeg": 30}}, "fake": split,
+                                      "perturb": {"jpeg": 30}},
+                           "other": {**split, "subsets": ["mj"]}}}
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(2, 40)) + np.array([[0.0], [1.0]])
+    rows = [{"test_set": test, "source": "files", "id": f"{sub}/{label}/{k}.png", "group": f"{sub}/{label}/{k}.png",
+             "label": label, "score": scores[label, k]}
+            for test, sub in (("clean", "sd"), ("jpeg", "sd"), ("blur", "sd"), ("paired", "sd"), ("other", "mj"))
+            for label in (0, 1) for k in range(40)]
+    tests = list(definition["test"])
+    sampler = Resampler({"r": pd.DataFrame(rows)}, tests, definition, 200)
+    reps = {t: sampler.metrics("r", t, ["acc", "auc"]) for t in tests}
+    for test in ("jpeg", "blur", "paired"):
+        for metric in ("real_acc", "fake_acc", "auc"):
+            assert np.array_equal(reps[test][metric], reps["clean"][metric]), (test, metric)
+    assert np.corrcoef(reps["clean"]["auc"][1:], reps["other"]["auc"][1:])[0, 1] < 0.9  # another subset: apart
+    assert sampler.design.shared() == ["split fakes", "split reals"]
+    assert sampler.design.unit_counts(tests) == {"real": 80, "fake": 80}
 
 
 def test_a_shared_real_pool_widens_the_group_interval():

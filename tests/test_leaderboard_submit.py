@@ -265,3 +265,27 @@ def test_a_run_with_skipped_images_is_stored_and_shown_unranked_with_intervals(t
     assert cell["mean"] == result["metrics"]["upsample_nearest"]["auc"] and cell["lo"] < cell["mean"] < cell["hi"]
     page = (lb / "tiny.md").read_text()
     assert "3 images skipped" in page and not re.search(r"\bnan\b", page, re.IGNORECASE)
+
+
+def test_two_grids_of_one_cell_are_stored_under_distinct_ids_and_collected_once(tmp_path, registered):
+    """Grid cells are named s0, s1, ...: each is stored as <start stamp>-<cell name>, so grids never clash."""
+    from bench.grid import GridDir, submit_cells
+
+    stored = []
+    for grid, (started, config) in enumerate((("2026-12-01T10:00:00+00:00", "c"), ("2026-12-07T21:15:03+00:00", "d"))):
+        root = tmp_path / f"grid{grid}"  # the second grid ran after a detector version bump: another config
+        run = run_dir(root, run_id="s0", timing={"started_at": started})
+        result = json.loads((run / "results.json").read_text())
+        result["detector"]["config_sha256"] = config * 64
+        (run / "results.json").write_text(json.dumps(result))
+        (root / "manifest.json").write_text(json.dumps({"schema": 1, "definition": {"partial": False},
+                                                        "cells": [{"id": "tiny/clip_linear/s0"}]}))
+        now, before = submit_cells(GridDir(root), tmp_path / "lb")
+        assert before == [] and len(now) == 1
+        stored.append(now[0])
+        assert submit_cells(GridDir(root), tmp_path / "lb") == ([], now)  # collected twice: stored before
+    assert [p.name for p in stored] == ["20261201-100000-s0.json", "20261207-211503-s0.json"]
+    second = json.loads(stored[1].read_text())
+    assert second["run_id"] == "20261207-211503-s0" and second["run_dir_name"] == "s0"
+    frame = read_predictions(tmp_path / "lb")  # the predictions' run_id column follows, and they still load
+    assert set(frame["run_id"]) == {"20261201-100000-s0", "20261207-211503-s0"}

@@ -6,7 +6,7 @@ import itertools
 import re
 
 import pytest
-from board import TINY, commit, make_result, predictions, write_run_dir
+from board import TESTS, TINY, commit, make_result, predictions, write_run_dir
 
 from bench.api import run
 from bench.cli import main
@@ -196,3 +196,61 @@ def test_a_report_without_a_leaderboard_here_says_so_and_a_missing_one_is_an_err
     assert "Compared with nothing: there is no leaderboard/ folder with results here" in text
     with pytest.raises(LeaderboardError, match="is not a leaderboard directory"):
         report(run_dir, tmp_path / "out", against=tmp_path / "nowhere")
+
+
+def test_a_published_run_with_the_reported_runs_id_is_kept_unless_it_is_that_run(tmp_path):
+    """Grid cells are named s0, s1, ...: a published s0 of another run stays in its row with all its seeds."""
+    from bench.leaderboard import report
+
+    lb = tmp_path / "lb"
+    for seed in (0, 1):
+        frame = predictions(1.0, seed)
+        commit(lb, make_result("clip_linear", seed, frame=frame, run_id=f"s{seed}"), frame)
+    frame = predictions(1.4, 0, noise_seed=77)
+    mine = make_result("clip_linear", 0, frame=frame, run_id="s0", timing={"started_at": "2027-01-01T00:00:00+00:00"})
+    run_dir = write_run_dir(tmp_path / "runs", mine, frame)
+    text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
+    assert "Placed among the 1 published rows" in text and "itself published" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| ") and "| clip_linear " in line
+               and "unpublished" not in line)
+    assert re.search(r"\| +2 \|", row)  # both published seeds, s0 included
+    commit(lb, mine, frame)  # now the reported run is itself published: left out of the published rows, said so
+    (lb / "results/tiny/clip_linear/s1.json").unlink()
+    text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
+    assert f"Run s0 is itself published in {lb}; it is compared with the other rows." in text
+    (lb / "results/tiny/clip_linear/s0.json").unlink()  # stored as `grid collect --submit` names a cell
+    commit(lb, {**mine, "run_id": "20270101-000000-s0", "run_dir_name": "s0"})
+    text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
+    assert f"Run 20270101-000000-s0 is itself published in {lb}" in text
+
+
+def test_a_run_on_other_test_images_is_compared_with_nothing_naming_the_test_set(tmp_path):
+    from bench.leaderboard import report
+
+    lb = tmp_path / "lb"
+    frame = predictions(1.0, 0)
+    commit(lb, make_result("published", 0, frame=frame), frame)
+    fewer = predictions(1.2, 0, noise_seed=5)
+    fewer = fewer.drop(fewer.index[(fewer["test_set"] == TESTS[1]) & (fewer["label"] == 1)][:3])
+    run_dir = write_run_dir(tmp_path / "runs", make_result("mine", 0, frame=fewer), fewer)
+    text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
+    assert (f"Compared with nothing: run 20261125-173000-s0 and published run 20261125-173000-s0 scored different "
+            f"images in test set {TESTS[1]} (3 images in only one of them)") in text
+    assert "Paired comparisons" not in text
+
+
+def test_published_runs_of_another_protocol_hash_are_left_out_and_counted(tmp_path):
+    from bench.leaderboard import report
+
+    lb = tmp_path / "lb"
+    for seed, detector, sha in ((0, "old", "b" * 64), (0, "new", None), (1, "new", None)):
+        frame = predictions(1.0, seed)
+        result = make_result(detector, seed, frame=frame)
+        result["protocol"]["sha256"] = sha or result["protocol"]["sha256"]
+        commit(lb, result, frame)
+    frame = predictions(1.3, 0, noise_seed=9)
+    run_dir = write_run_dir(tmp_path / "runs", make_result("mine", 0, frame=frame), frame)
+    text = report(run_dir, tmp_path / "out", against=lb, resamples=200)[0].read_text()
+    assert "Placed among the 1 published rows" in text
+    assert "1 published run(s) of tiny v1 with another protocol hash (bbbbbbbbbbbb) were left out." in text
+    assert "| old " not in text

@@ -206,6 +206,12 @@ def test_bad_inputs_fail_before_any_run(tiny_protocol, tmp_path, tiny_sam):
         sweep(tiny_protocol, ["no_such_detector"], "0", out)
     with pytest.raises(BenchError, match="key 'executor.partition'"):
         sweep(tiny_protocol, [tiny_sam], "0", out, executor={"partition": 3})
+    with pytest.raises(ConfigError, match="--seeds lists seed 0 twice"):  # as `bench run --seeds 0,0`
+        sweep(tiny_protocol, [tiny_sam], "0", out, seeds=[0, 0])
+    with pytest.raises(ConfigError, match="--seeds has seed -1, outside 0..4294967295"):
+        sweep(tiny_protocol, [tiny_sam], "0", out, seeds=[-1])
+    with pytest.raises(BenchError, match=r"run.threads \(--threads\) 100000 is more than the \d+ core"):
+        sweep(tiny_protocol, [tiny_sam], "0", out, opts=RunnerOptions(threads=100000))
     assert not out.exists()
 
 

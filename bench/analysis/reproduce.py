@@ -56,6 +56,7 @@ def reproduce(path: Path, out_dir: Path | None = None, data_root: str | None = N
     if proto.sha256() != stored["protocol"]["sha256"]:
         raise BenchError(f"Protocol {proto.name} changed since {path} was made (sha256 "
                          f"{stored['protocol']['sha256'][:12]} vs {proto.sha256()[:12]} now); it cannot be re-run as it was.")
+    _check_rebuilds(path, stored, proto)  # before training: a changed detector would be known only hours later
     perturb = runner.get("perturb")
     opts = RunnerOptions(batch_size=runner.get("batch_size", 64), max_steps=runner.get("max_steps"),
                          skip_bad_images=bool(runner.get("skip_bad_images")), precision=runner.get("precision"),
@@ -66,11 +67,23 @@ def reproduce(path: Path, out_dir: Path | None = None, data_root: str | None = N
               overrides=stored["detector"]["config"], data_root=data_root, out_dir=out, opts=opts,
               limit=runner.get("limit"), check_images=bool(runner.get("check_images")),
               perturb=Perturb(**perturb) if perturb else None)
-    if new["detector"]["config_sha256"] != stored["detector"]["config_sha256"]:
-        raise BenchError(f"The detector config of {path} cannot be rebuilt by this code (hash "
-                         f"{stored['detector']['config_sha256'][:12]} vs {new['detector']['config_sha256'][:12]}); "
-                         f"the detector's version or defaults changed since.")
     return stored, new
+
+
+def _check_rebuilds(path: Path, stored: dict, proto: Any) -> None:
+    """Refuse a result whose detector config this code resolves to another hash (version or defaults changed)."""
+    from bench.plugin.factory import resolve_detector
+
+    detector, want = stored["detector"], stored["detector"]["config_sha256"]
+    try:
+        found = resolve_detector(detector["name"], detector["config"], proto.detector_defaults).config_sha256()
+    except BenchError as err:
+        raise BenchError(f"The detector config of {path} cannot be rebuilt by this code ({err}); the detector's "
+                         "settings changed since, so reproduce it with the bench that made it.") from None
+    if found != want:
+        raise BenchError(f"The detector config of {path} cannot be rebuilt by this code (hash {want[:12]} vs "
+                         f"{found[:12]}); the detector's version or defaults changed since, so reproduce it with the "
+                         "bench that made it.")
 
 
 def _protocol_source(path: Path, stored: dict) -> str:

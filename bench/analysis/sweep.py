@@ -189,11 +189,13 @@ def sweep_grid(protocol: str | Path, detectors: Sequence[str], rhos: str | Seque
                limit: int | None = None, executor: Any = None):
     """The sweep as a grid definition: ``detectors`` × ``rho`` axis × ``seeds`` (``overrides`` for every cell)."""
     from bench.grid import Grid, RunSettings, parse_grid
+    from bench.inputs import check_seeds
     from bench.plugin.registry import import_plugins
     from bench.protocol import load_protocol
     from bench.run.runner import RunnerOptions
 
     import_plugins()  # $BENCH_PLUGINS: the cells import them too
+    seeds = check_seeds(list(seeds), "--seeds")  # as `bench run` does: range, and each seed once
     radii = parse_radii(rhos)
     overrides = dict(overrides or {})
     _check_detectors(load_protocol(protocol), detectors, radii, overrides)
@@ -235,7 +237,7 @@ def sweep(protocol: str | Path, detectors: Sequence[str], rhos: str | Sequence[A
     from bench.grid import GridDir, GridError, issue, plan_grid
     from bench.grid.collect import results
 
-    seeds = list(dict.fromkeys(seeds if seeds is not None else [seed]))
+    seeds = list(seeds if seeds is not None else [seed])  # a repeated seed is refused by sweep_grid
     plan = plan_grid(sweep_grid(protocol, detectors, rhos, seeds, data_root, overrides, opts, limit, executor))
     out_dir = Path(out_dir)
     gdir = GridDir(out_dir)

@@ -11,14 +11,17 @@ time). From them:
 - :attr:`SplitIdentity.fingerprint`: a hash of every row's content key and label, recorded when a
   run starts and compared when it is resumed (an edited image changes it).
 
-Byte-identical copies at different paths are different files here (finding them means hashing
-every image: ``bench data verify`` does that).
+A copy of a file (``cp -r train/ test/``) is another file with the same content: :func:`check_held_out`
+also compares a *content key* (size plus the sha256 of the first and last 64 KiB) of every test
+file whose size some train or val file has, so only those few files are read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.data.splits import ResolvedSplit
 from bench.errors import DataError
@@ -73,4 +76,73 @@ def check_held_out(proto: Protocol, splits: dict[str, ResolvedSplit], identity: 
                 f"Test set {test_name!r} shares {len(shared)} of its {len(table)} images with {where} (first: {mine} "
                 f"is the same file as {first}), so it is not held out; point it at other images, or mark it "
                 "`sanity: true` in the protocol (an in-domain sanity set, reported but never ranked on)."
+            )
+    _check_copies(proto, by_name)
+
+
+#: Bytes hashed at each end of a file for its content key.
+_EDGE = 64 * 1024
+
+
+def content_key(path: Path) -> str:
+    """``<size>:<sha256 of the first and last 64 KiB>``: equal for a copy of a file, read in two 64 KiB reads."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest = hashlib.sha256(fh.read(_EDGE))
+        if size > _EDGE:
+            fh.seek(max(_EDGE, size - _EDGE))
+            digest.update(fh.read(_EDGE))
+    return f"{size}:{digest.hexdigest()}"
+
+
+def _files(split: ResolvedSplit) -> list[tuple[str, Path, int]]:
+    """``(source:id, path, size)`` of every row of ``split`` backed by a file."""
+    out = []
+    for source, item in zip(split.table["source"], split.table["id"]):
+        path = split.sources[source].file_path(item)
+        if path is None:
+            continue
+        try:
+            out.append((f"{source}:{item}", path, os.stat(path).st_size))
+        except (OSError, ValueError):  # a missing file is the pre-run check's to report
+            continue
+    return out
+
+
+def _check_copies(proto: Protocol, by_name: dict[str, ResolvedSplit]) -> None:
+    """Refuse a test set holding copies of train or val files (same content key), unless it is ``sanity``.
+
+    Only files of a size that some file on the other side has are read, each once.
+    """
+    by_size: dict[int, list[tuple[str, str, Path]]] = {}
+    for name in ("train", "val"):
+        for item, path, size in _files(by_name[name]):
+            by_size.setdefault(size, []).append((name, item, path))
+    hashed: dict[Path, str | None] = {}
+
+    def key(path: Path) -> str | None:
+        if path not in hashed:
+            try:
+                hashed[path] = content_key(path)
+            except OSError:  # unreadable: the pre-run check reports it
+                hashed[path] = None
+        return hashed[path]
+
+    for test_name, test in proto.test.items():
+        if test.sanity or test_name not in by_name:
+            continue
+        rows = _files(by_name[test_name])
+        shared = []
+        for item, path, size in rows:
+            mine = key(path) if size in by_size else None
+            match = next(((n, i) for n, i, p in by_size.get(size, []) if mine is not None and key(p) == mine), None)
+            if match is not None:
+                shared.append((item, match))
+        if shared:
+            mine, (where, first) = shared[0]
+            raise DataError(
+                f"{len(shared)} of the {len(rows)} images of test set {test_name!r} are copies of {where} images "
+                f"(first: {mine} has the content of {first}: same size, first and last 64 KiB), so it is not held "
+                "out; point it at other images, or mark it `sanity: true` in the protocol (an in-domain sanity set, "
+                "reported but never ranked on)."
             )

@@ -70,8 +70,9 @@ def _words(overrides: dict) -> str:
 def submit_cells(gdir: GridDir, leaderboard: Path) -> tuple[list[Path], list[Path]]:
     """Store every cell in ``leaderboard`` with :func:`bench.leaderboard.submit`: (stored now, stored before).
 
-    A partial grid, or one with unfinished cells, is refused whole; a cell whose very run is already
-    stored (same run id, start time and config) counts as stored before, so collecting twice is safe.
+    Each cell is stored under :func:`leaderboard_id`. A partial grid, or one with unfinished cells, is
+    refused whole; a cell whose very run is already stored (same id, start time and config) counts as
+    stored before, so collecting twice is safe.
     """
     from bench.leaderboard import submit
 
@@ -85,17 +86,29 @@ def submit_cells(gdir: GridDir, leaderboard: Path) -> tuple[list[Path], list[Pat
                         f"finish them (`bench grid status {gdir.root}`) before submitting the grid.")
     stored, before = [], []
     for cell_id, result in results(gdir).items():
-        dest = Path(leaderboard, "results", result["protocol"]["name"], result["detector"]["name"],
-                    f"{result['run_id']}.json")
+        run_id = leaderboard_id(result)
+        dest = Path(leaderboard, "results", result["protocol"]["name"], result["detector"]["name"], f"{run_id}.json")
         if dest.is_file() and _same_run(json.loads(dest.read_text(encoding="utf-8")), result):
             before.append(dest)
             continue
-        stored.append(submit(gdir.run_dir(cell_id), leaderboard))
+        stored.append(submit(gdir.run_dir(cell_id), leaderboard, run_id=run_id))
     return stored, before
 
 
+def leaderboard_id(result: dict) -> str:
+    """A cell's id on the leaderboard: its start stamp and its name (``20261207-211503-s0``).
+
+    The run directory keeps the cell's name (``s0``), which is unique only within its grid; two grids
+    of one cell (a protocol version bump, another grid directory) then store two files, not a clash.
+    """
+    from datetime import datetime
+
+    started = datetime.fromisoformat(result["timing"]["started_at"])
+    return f"{started:%Y%m%d-%H%M%S}-{result['run_id']}"
+
+
 def _same_run(stored: dict, result: dict) -> bool:
-    keys = (("run_id",), ("seed",), ("timing", "started_at"), ("detector", "config_sha256"), ("protocol", "sha256"))
+    keys = (("seed",), ("timing", "started_at"), ("detector", "config_sha256"), ("protocol", "sha256"))
 
     def get(d: dict, path: tuple) -> object:
         for key in path:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.errors import BenchError, ConfigError
-from bench.inputs import read_text, read_yaml
+from bench.inputs import check_seeds, read_text, read_yaml
 
 #: Characters a run directory name (and a leaderboard run id) may hold.
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -108,6 +108,16 @@ class Grid(_Strict):
     run: RunSettings = RunSettings()
     partial: bool = False
     executor: ExecutorSettings = ExecutorSettings()
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int] | str) -> list[int] | str:
+        if value == "protocol":  # the protocol's own seeds, checked when it loads
+            return value
+        try:  # the range and repeats `bench run --seeds` refuses, refused before any cell is submitted
+            return check_seeds(value, "the list")
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Grid:

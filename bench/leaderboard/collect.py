@@ -44,11 +44,14 @@ class Run:
     path: Path
     result: dict[str, Any]
     predictions: Path | None = None
+    #: Set by ``bench report`` on a published run whose ``detector/run_id`` a reported (other) run also has.
+    alias: str = ""
 
     @property
     def key(self) -> str:
-        """``detector/run_id``: unique within a protocol (run ids are only unique per detector)."""
-        return f"{self.result['detector']['name']}/{self.result['run_id']}"
+        """``detector/run_id`` (plus ``#alias``): unique within a protocol (run ids are only unique per detector)."""
+        key = f"{self.result['detector']['name']}/{self.result['run_id']}"
+        return f"{key}#{self.alias}" if self.alias else key
 
     @property
     def protocol(self) -> dict[str, Any]:

@@ -59,8 +59,10 @@ def _interval_text(t: dict[str, Any], boot: list[dict[str, Any]]) -> str:
     if synthetic:
         together.append(f"on the synthetic source the k-th {synthetic} of a split start from the same crop in "
                         "every test set of that split, so each gets one draw for all of them")
-    if "paired reals" in shared:
-        together.append("paired test sets with the same real split draw their reals together")
+    split = " and ".join(c for c in ("reals", "fakes") if f"split {c}" in shared)
+    if split:
+        together.append(f"test sets that read one split (its degraded variants, or paired test sets with one real "
+                        f"split) draw its {split} together")
     pools = "; ".join(together) if together else "every test set draws its own images"
     seeds = {len(e["seeds"]) > 1 for e in boot}
     fixed = (" The seeds are fixed, not drawn: the interval is for the mean of these trained models over test "
@@ -97,7 +99,11 @@ def deployment_legend(t: dict[str, Any]) -> list[str]:
              f"use; oracle_acc: at the best threshold chosen with the test labels (an upper bound, not deployable); "
              f"ece: expected calibration error of P(fake) = sigmoid(logit) over {ECE_BINS} equal-width bins on "
              f"[0, 1] (lower is better); tpr_at_fpr1 / tpr_at_fpr5: the true-positive rate at a false-positive rate "
-             f"of 1% / 5% (the ROC's upper step; with 100 reals, 1% allows one).")]
+             f"of 1% / 5% (the ROC's upper step; with 100 reals, 1% allows one)."),
+             ("The [lo, hi] of oracle_acc and ece is the same percentile interval as elsewhere, of statistics that "
+              "resampling biases upward (a maximum over thresholds; a sum of absolute gaps): it often sits above "
+              "the point value and may not contain it, so read it as their spread over test images, not as a "
+              "confidence interval for the true value.")]
     rows = t["entries"] + t["unranked"]
     if any(v is None for e in rows for g in e["groups"].values() for v in g.values()):
         lines.append(f"{NOT_RECORDED}: the runs predate results schema 3, which records the validation threshold; "

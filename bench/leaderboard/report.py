@@ -6,16 +6,22 @@ intervals, rank intervals and marks as the pages, from :mod:`bench.leaderboard.s
 unpublished row is then compared with every published row on the same resampled test images
 (:func:`bench.leaderboard.stats.rank` over the published rows and that one). A run is compared with
 nothing, and the report says why, when the published protocol has another hash, when the run is
-partial, or when the leaderboard has no row of its protocol.
+partial, when it scored other images than a published run, or when the leaderboard has no row of its
+protocol. A published run is left out only when it *is* a reported run (same ``detector/run_id`` and
+predictions or start time), and the report says so.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.leaderboard.aggregate import Table, row_id, table
-from bench.leaderboard.collect import LeaderboardError, Run, load_dir, load_run_dir
+from bench.leaderboard.collect import LeaderboardError, Run, load_dir, load_run_dir, run_predictions_text
+from bench.leaderboard.consistency import predictions_frame
 from bench.leaderboard.figures import figures
 from bench.leaderboard.layout import Block, Cell, metric_cell, p_text
 from bench.leaderboard.stats import RESAMPLES, rank
@@ -79,18 +85,73 @@ def _published(runs: list[Run], against: str | Path | None) -> tuple[list[Run], 
         reasons = "; ".join(map(str, partial[0].result.get("partial_reasons") or []))
         return [], (f"Compared with nothing: {partial[0].path.parent.name} is a partial run ({reasons}), so its "
                     "test images are not the published rows'.")
+    found = [r for r in load_dir(board) if (r.protocol["name"], r.protocol["version"]) == (name, version)]
+    itself = {id(r) for r in found if any(_same_run(r, m) for m in runs)}
+    notes = [f"Run {r.result['run_id']} is itself published in {board}; it is compared with the other rows."
+             for r in found if id(r) in itself]
     mine = {r.key for r in runs}
-    same = [r for r in load_dir(board) if (r.protocol["name"], r.protocol["version"]) == (name, version)
-            and r.key not in mine]
-    if not same:
-        return [], f"Compared with nothing: {board} has no published row of {name} v{version}."
-    if same[0].protocol["sha256"] != sha:
+    same = [r for r in found if id(r) not in itself]
+    for r in same:  # another run under the same detector/run_id (grid cells are named s0, s1, ...): keep both
+        r.alias = "published" if r.key in mine else ""
+    foreign = [r for r in same if r.protocol["sha256"] != sha]
+    same = [r for r in same if r.protocol["sha256"] == sha]
+    if foreign:
+        notes.append(f"{len(foreign)} published run(s) of {name} v{version} with another protocol hash "
+                     f"({foreign[0].protocol['sha256'][:12]}) were left out.")
+    if not same and foreign:
         return [], (f"Compared with nothing: the published {name} v{version} has protocol hash "
-                    f"{same[0].protocol['sha256'][:12]} but this run's is {sha[:12]}, so they do not test the same "
-                    "images the same way.")
+                    f"{foreign[0].protocol['sha256'][:12]} but this run's is {sha[:12]}, so they do not test the "
+                    "same images the same way.")
+    if not same:
+        return [], " ".join([f"Compared with nothing: {board} has no published row of {name} v{version}.", *notes])
+    differs = _image_difference(runs, same)
+    if differs:
+        return [], " ".join([differs, *notes])
     rows = len({(r.detector["name"], r.detector["config_sha256"]) for r in same})
-    return same, (f"Placed among the {rows} published rows of {name} v{version} in {board} (same protocol hash "
-                  f"{sha[:12]}), on the same test images and resamples.")
+    placed = (f"Placed among the {rows} published rows of {name} v{version} in {board} (same protocol hash "
+              f"{sha[:12]}), on the same test images and resamples.")
+    return same, " ".join([placed, *notes])
+
+
+def _same_run(published: Run, mine: Run) -> bool:
+    """Whether a published result is the reported run: same detector and run id (or the id of the run directory
+    it was submitted from, as grid cells are), and the same predictions hashes, or start time."""
+    ids = {published.result["run_id"], published.result.get("run_dir_name")}
+    if published.detector["name"] != mine.detector["name"] or mine.result["run_id"] not in ids:
+        return False
+    a, b = published, mine
+    hashes = a.result.get("predictions_sha256"), b.result.get("predictions_sha256")
+    if all(hashes):
+        return hashes[0] == hashes[1]
+    started = [(r.result.get("timing") or {}).get("started_at") for r in (a, b)]
+    return started[0] is not None and started[0] == started[1]
+
+
+def _images(run: Run) -> dict[str, set[tuple[str, str, int]]]:
+    """``{test set: {(source, id, label)}}`` of the images a run scored (a finite score)."""
+    path, tests = run.predictions, list(run.protocol["tests"])
+    text = run_predictions_text(path, tests) if path.is_dir() else None
+    frame = predictions_frame(io.StringIO(text) if text is not None else path, path)
+    frame = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
+    return {str(test): set(zip(part["source"].astype(str), part["id"].astype(str), part["label"].astype(int)))
+            for test, part in frame.groupby("test_set", sort=False)}
+
+
+def _image_difference(runs: list[Run], published: list[Run]) -> str | None:
+    """One sentence when a reported run scored other images than a published run in some test set."""
+    theirs = [(r, _images(r)) for r in published if r.predictions is not None]
+    for run in runs:
+        if run.predictions is None:
+            continue
+        mine = _images(run)
+        for other, images in theirs:
+            for test in run.protocol["tests"]:
+                a, b = mine.get(test, set()), images.get(test, set())
+                if a != b:
+                    return (f"Compared with nothing: run {run.result['run_id']} and published run {other.path.stem} "
+                            f"scored different images in test set {test} ({len(a ^ b)} images in only one of "
+                            "them), so they cannot be compared on the same test images.")
+    return None
 
 
 def _preface(runs: list[Run]) -> list[str]:

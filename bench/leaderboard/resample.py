@@ -6,8 +6,9 @@ by test sets that read the same images, so a group mean sees the correlation tho
 
 - ``synthetic`` sources: the unit is (source, split, label, index) (:func:`bench.data.distinct.unit_keys`),
   so every test set of a split draws the same counts per index, for reals and for fakes.
-- Paired test sets of other sources with the same ``real`` split (and test-level ``perturb``)
-  draw their reals together; their fakes, and every other test set, are strata of their own.
+- Other sources: a stratum is a class of one split *without* its ``perturb``/``fake_perturb``, so
+  degraded variants of one split draw the same images, and paired test sets with one ``real``
+  split draw their reals together (a paired test's fakes are keyed by its ``fake`` split the same way).
 
 Elsewhere the unit is the ``group`` column: an image, or a whole video for frame datasets. Without
 a protocol definition every test set is its own stratum per class. Replicate 0 of every run is the
@@ -29,16 +30,22 @@ from bench.leaderboard.weighted import unit_major_metrics
 
 _CELLS = 4_000_000  # resamples x images per block: bounds memory on frame datasets with 100k rows
 _CLASS = {0: "real", 1: "fake"}
+_DEGRADATIONS = ("perturb", "fake_perturb", "sanity")  # how a split is read, not which images
 
 
-def real_pools(definition: dict[str, Any] | None, tests: list[str]) -> dict[str, str]:
-    """``{test: real stratum}`` of the reals of non-synthetic sources: shared by paired tests with one ``real``."""
-    pools = {}
-    for test in tests:
-        spec = (definition or {}).get("test", {}).get(test) or {}
-        shared = "real" in spec  # a paired test set: its real split and the test-level degradation
-        pools[test] = json.dumps([spec["real"], spec.get("perturb")], sort_keys=True) if shared else f"test:{test}"
-    return pools
+def _split_key(split: dict[str, Any]) -> str:
+    """The images a split reads: the split without its degradations (and the sanity flag)."""
+    return json.dumps({k: v for k, v in split.items() if v is not None and k not in _DEGRADATIONS},
+                      sort_keys=True)
+
+
+def pools(definition: dict[str, Any] | None, test: str) -> dict[int, tuple[str, ...]]:
+    """``{label: stratum key}`` of one test set's non-synthetic rows: shared by test sets reading one split."""
+    spec = (definition or {}).get("test", {}).get(test) or {}
+    if not spec:  # no definition: the test set is its own stratum per class
+        return {0: ("real", f"test:{test}"), 1: ("fake", test)}
+    real, fake = (spec["real"], spec["fake"]) if "real" in spec else (spec, spec)
+    return {0: ("real", "split", _split_key(real)), 1: ("fake", "split", _split_key(fake))}
 
 
 def strata(frame: pd.DataFrame, test: str, definition: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -48,11 +55,11 @@ def strata(frame: pd.DataFrame, test: str, definition: dict[str, Any] | None) ->
     labels = frame["label"].astype(int).to_numpy()
     split = frame["id"].astype(str).str.partition("/")[0].to_numpy(dtype=object)
     mine = synthetic_rows(frame, synthetic)
-    pool = real_pools(definition, [test])[test]
+    pool = pools(definition, test)
     names: dict[tuple, str] = {}
     stratum = []
     for source, part, label, synth in zip(frame["source"].astype(str), split, labels, mine):
-        key = (_CLASS[label], "synthetic", source, part) if synth else ("real", pool) if label == 0 else ("fake", test)
+        key = (_CLASS[label], "synthetic", source, part) if synth else pool[label]
         if key not in names:
             names[key] = json.dumps(list(key))
         stratum.append(names[key])
@@ -73,12 +80,12 @@ class Design:
     videos: bool = False  # some unit outside synthetic sources holds several rows of a test set (a video)
 
     def shared(self) -> list[str]:
-        """What two or more test sets draw together: ``synthetic reals``, ``synthetic fakes``, ``paired reals``."""
+        """What two or more test sets draw together: ``synthetic reals``/``fakes``, ``split reals``/``fakes``."""
         found = set()
         for name, tests in self.tests.items():
             key = json.loads(name)
             if len(tests) > 1:
-                found.add(f"synthetic {key[0]}s" if _synthetic(name) else f"paired {key[0]}s")
+                found.add(f"synthetic {key[0]}s" if _synthetic(name) else f"split {key[0]}s")
         return sorted(found)
 
     def unit_counts(self, tests: list[str]) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.inputs import check_component
 from bench.leaderboard.collect import (
     PREDICTIONS_SUFFIX,
     LeaderboardError,
@@ -26,7 +28,7 @@ from bench.run.results import PREDICTIONS_HASH_SCHEMA, portable_command, predict
 _PROTOCOL_FLAG, _SHORTEST = "--protocol", len("--pro")
 
 
-def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
+def submit(run_dir: Path, leaderboard_dir: Path, run_id: str | None = None) -> Path:
     """Store a run as ``results/<protocol>/<detector>/<run_id>.json`` + ``<run_id>.predictions.csv.gz``.
 
     Only complete, non-partial runs of a registered protocol (same name, version and hash) are
@@ -35,9 +37,14 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     is overwritten, and a seed already stored for the same row (protocol version, detector config,
     how the run was made) is refused. The stored result gains ``protocol.definition`` (the resolved
     protocol, so later builds need no registry) and a portable ``command`` whose ``--protocol`` is
-    the registered name. ``run_dir`` may also be the results.json file itself. Returns the json path.
+    the registered name. ``run_dir`` may also be the results.json file itself. ``run_id`` stores the
+    run under another id than its directory's (a grid cell's ``s0`` is only unique within its grid):
+    the result's ``run_id`` and its predictions' ``run_id`` column become it, and ``run_dir_name``
+    keeps the old one. Returns the json path.
     """
     run = load_run_dir(Path(run_dir))
+    if run_id is not None:
+        check_component(run_id, "Leaderboard run id", "choose another")
     proto = run.protocol
     definition = _registered_definition(run.path, proto)
     recorded = proto.get("definition")  # what the run itself resolved, from its config.yaml
@@ -49,7 +56,8 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
         raise LeaderboardError(f"{run.path.parent} has no predictions/ folder; the leaderboard needs each "
                                "image's score for its intervals, so submit the whole run directory.")
     check_predictions_hash(run.result, run.predictions, list(proto["tests"]))
-    dest = Path(leaderboard_dir, "results", proto["name"], run.detector["name"], f"{run.result['run_id']}.json")
+    stored_id = run_id or run.result["run_id"]
+    dest = Path(leaderboard_dir, "results", proto["name"], run.detector["name"], f"{stored_id}.json")
     preds = dest.with_name(dest.stem + PREDICTIONS_SUFFIX)
     if dest.exists() or preds.exists():
         raise LeaderboardError(f"{dest} already exists; a run is submitted once, so delete it (and "
@@ -58,6 +66,9 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     predictions = run_predictions_text(run.predictions, list(proto["tests"]))
     check_predictions(predictions_frame(io.StringIO(predictions), run.predictions), run.result, run.predictions)
     raw = json.loads(run.path.read_text(encoding="utf-8"))
+    if stored_id != raw["run_id"]:
+        predictions = _renamed(predictions, stored_id)
+        raw["run_dir_name"], raw["run_id"] = raw["run_id"], stored_id
     raw["command"] = registered_command(portable_command(raw.get("command", "")), proto["name"])
     raw["protocol"]["definition"] = definition
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +80,19 @@ def submit(run_dir: Path, leaderboard_dir: Path) -> Path:
     tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, dest)
     return dest
+
+
+def _renamed(predictions: str, run_id: str) -> str:
+    """Predictions CSV text with its ``run_id`` column (schema 2 on) set to ``run_id``; other cells verbatim."""
+    rows = list(csv.reader(io.StringIO(predictions)))
+    if "run_id" not in rows[0]:
+        return predictions
+    column = rows[0].index("run_id")
+    for row in rows[1:]:
+        row[column] = run_id
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
 
 
 def check_predictions_hash(result: dict[str, Any], folder: Path, tests: list[str]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,19 @@ _LEVELS = [("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512
            ("x86-64-v3", {"avx2", "fma", "bmi2", "movbe"}),
            ("x86-64-v2", {"sse4_2", "popcnt", "ssse3"})]
 _LAUNCHERS = ("accelerate", "torch.distributed.run", "torchrun", "deepspeed")
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(short sha, dirty) of the checkout this package runs from, or (None, None) outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return sha, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
 
 
 def cpu_info() -> dict[str, Any]:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import platform
 import shutil
-import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
@@ -29,6 +28,7 @@ import yaml
 from bench.errors import BenchError
 from bench.inputs import check_component, read_yaml
 from bench.run.files import RESUME_HINT, make_dir, write_file
+from bench.run.provenance import git_state
 from bench.run.resume import LOCK_FILE
 
 SCHEMA_VERSION = 3
@@ -54,19 +54,6 @@ _PACKAGES = ["forgery-bench", "torch", "torchvision", "timm", "open_clip_torch",
 def now_iso() -> str:
     """Current UTC time, ISO 8601, second precision."""
     return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def git_state() -> tuple[str | None, bool | None]:
-    """(short sha, dirty) of the checkout this package runs from, or (None, None) outside git."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=7", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-        return sha, bool(status.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
 
 
 def environment(device: str, num_processes: int, precision: str) -> dict[str, Any]:

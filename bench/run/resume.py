@@ -1,8 +1,10 @@
 """What ``--resume`` must find unchanged, and the lock that keeps one writer per run directory.
 
 When a run starts, ``config.yaml`` records a *resume guard*: the protocol's hash, a hash of the
-settings (every recorded argument that changes numbers, plus the resolved detector config) and the
-content fingerprint of every split (:mod:`bench.data.identity`). ``bench run --resume`` computes the
+settings (every recorded argument that changes numbers, plus the resolved detector config), the
+content fingerprint of every split (:mod:`bench.data.identity`) and the code (:func:`code_version`:
+the decoding rules' ``DECODE_VERSION``, the package version, the git revision and whether the
+checkout had uncommitted edits; a shared block or the runner can change without a detector version). ``bench run --resume`` computes the
 same from what it finds and refuses any difference, in one sentence naming what changed: an edited
 image, protocol file or ``config.yaml`` would otherwise give a result that is neither the old run
 nor a new one. Only ``--workers``, ``--threads`` and ``--data-root`` may change (they do not change
@@ -42,9 +44,30 @@ def settings_sha256(arguments: dict[str, Any], detector_config_sha256: str) -> s
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: The code a run's numbers depend on, as :func:`code_version` records it, and how a refusal names each.
+_CODE = {"decode_version": "the image decoding rules (DECODE_VERSION)", "bench": "the forgery-bench version",
+         "git_sha": "the git revision", "git_dirty": "uncommitted edits in the checkout"}
+
+
+def code_version() -> dict[str, Any]:
+    """The code that computes a run: decoding rules, package version, git revision and dirty flag."""
+    from importlib import metadata
+
+    from bench.data.decode import DECODE_VERSION
+    from bench.run.provenance import git_state
+
+    sha, dirty = git_state()
+    try:
+        version = metadata.version("forgery-bench")
+    except metadata.PackageNotFoundError:
+        version = None
+    return {"decode_version": DECODE_VERSION, "bench": version, "git_sha": sha, "git_dirty": dirty}
+
+
 def guard(protocol_sha256: str, settings: str, data: dict[str, str]) -> dict[str, Any]:
-    """The guard recorded at the start: protocol hash, settings hash, data fingerprints by split."""
-    return {"protocol_sha256": protocol_sha256, "settings_sha256": settings, "data": dict(data)}
+    """The guard recorded at the start: protocol hash, settings hash, data fingerprints by split, the code."""
+    return {"protocol_sha256": protocol_sha256, "settings_sha256": settings, "data": dict(data),
+            "code": code_version()}
 
 
 def check_unchanged(run_dir: Path, recorded: dict[str, Any] | None, now: dict[str, Any]) -> None:
@@ -57,6 +80,15 @@ def check_unchanged(run_dir: Path, recorded: dict[str, Any] | None, now: dict[st
         raise BenchError(f"The protocol of {run_dir} changed since the run started (hash "
                          f"{str(recorded.get('protocol_sha256'))[:12]} then, {now['protocol_sha256'][:12]} now); "
                          f"{fix}.")
+    then_code = recorded.get("code")
+    if not isinstance(then_code, dict):
+        raise BenchError(f"{run_dir}/config.yaml records no code version in its {GUARD} (the run was started by an "
+                         "older bench), so nothing says this code computes what the started run did; start a new run.")
+    for key, what in _CODE.items():
+        if then_code.get(key) != now["code"].get(key):
+            raise BenchError(f"The code changed since {run_dir} started ({what}: {then_code.get(key)} then, "
+                             f"{now['code'].get(key)} now); resume it with the code that started it, or start a "
+                             "new run (a resumed run must be computed by one code).")
     if recorded.get("settings_sha256") != now["settings_sha256"]:
         raise BenchError(f"The settings of {run_dir} differ from those it started with (its config.yaml was "
                          "edited, or this bench resolves the detector's settings differently); "
