@@ -77,7 +77,7 @@ def check_held_out(proto: Protocol, splits: dict[str, ResolvedSplit], identity: 
                 f"is the same file as {first}), so it is not held out; point it at other images, or mark it "
                 "`sanity: true` in the protocol (an in-domain sanity set, reported but never ranked on)."
             )
-    _check_copies(proto, by_name)
+    _check_copies(proto, {key: splits[key] for key in ("train", "val")}, by_name)
 
 
 #: Bytes hashed at each end of a file for its content key.
@@ -109,14 +109,14 @@ def _files(split: ResolvedSplit) -> list[tuple[str, Path, int]]:
     return out
 
 
-def _check_copies(proto: Protocol, by_name: dict[str, ResolvedSplit]) -> None:
+def _check_copies(proto: Protocol, sides: dict[str, ResolvedSplit], by_name: dict[str, ResolvedSplit]) -> None:
     """Refuse a test set holding copies of train or val files (same content key), unless it is ``sanity``.
 
     Only files of a size that some file on the other side has are read, each once.
     """
     by_size: dict[int, list[tuple[str, str, Path]]] = {}
-    for name in ("train", "val"):
-        for item, path, size in _files(by_name[name]):
+    for name, split in sides.items():  # by key, as above: a temporal round's are r<k>_train, r<k>_val
+        for item, path, size in _files(split):
             by_size.setdefault(size, []).append((name, item, path))
     hashed: dict[Path, str | None] = {}
 
