@@ -289,3 +289,24 @@ def test_two_grids_of_one_cell_are_stored_under_distinct_ids_and_collected_once(
     assert second["run_id"] == "20261207-211503-s0" and second["run_dir_name"] == "s0"
     frame = read_predictions(tmp_path / "lb")  # the predictions' run_id column follows, and they still load
     assert set(frame["run_id"]) == {"20261201-100000-s0", "20261207-211503-s0"}
+
+
+def test_a_run_recorded_before_a_late_protocol_key_existed_is_the_same_protocol(tmp_path, registered):
+    """A run's config.yaml written before `rounds` joined the schema still matches the registered protocol;
+    a definition that really differs is refused."""
+    import yaml
+
+    frame = predictions(1.0, 0)
+    run = write_run_dir(tmp_path / "runs", make_result("clip_linear", 0, frame=frame), frame)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert "rounds" in config["protocol"]
+    old = {k: v for k, v in config["protocol"].items() if k != "rounds"}
+    (run / "config.yaml").write_text(yaml.safe_dump({"protocol": old}))
+    assert submit(run, tmp_path / "lb").is_file()
+
+    edited = write_run_dir(tmp_path / "runs2", make_result("clip_linear", 1, frame=frame), frame)
+    config = yaml.safe_load((edited / "config.yaml").read_text())
+    config["protocol"]["description"] = "another protocol under the same name"
+    (edited / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(LeaderboardError, match="records a protocol that differs"):
+        submit(edited, tmp_path / "lb2")

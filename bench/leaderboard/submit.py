@@ -22,6 +22,7 @@ from bench.leaderboard.collect import (
     write_gzip_text,
 )
 from bench.leaderboard.consistency import check_predictions, predictions_frame
+from bench.protocol.hashing import same_definition
 from bench.run.results import PREDICTIONS_HASH_SCHEMA, portable_command, predictions_sha256
 
 #: The ``bench run`` flag naming the protocol, and the shortest prefix argparse accepts for it.
@@ -48,7 +49,7 @@ def submit(run_dir: Path, leaderboard_dir: Path, run_id: str | None = None) -> P
     proto = run.protocol
     definition = _registered_definition(run.path, proto)
     recorded = proto.get("definition")  # what the run itself resolved, from its config.yaml
-    if recorded is not None and recorded != definition:
+    if recorded is not None and not same_definition(recorded, definition):
         raise LeaderboardError(f"{run.path.parent / 'config.yaml'} records a protocol that differs from the "
                                f"registered {proto['name']} v{proto['version']} with the same hash; the run "
                                "directory was edited, so rerun it.")

@@ -23,6 +23,15 @@ def canonical_sha256(data: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two JSON forms are one protocol: equal once late keys holding their defaults are left out.
+
+    A run made before a key was added to the schema records a definition without it; that is the
+    same protocol as today's dump with the key at its default (and has the same hash).
+    """
+    return _hashable(a, LATE_TOP) == _hashable(b, LATE_TOP)
+
+
 def _hashable(data: Any, late: dict[str, Any]) -> Any:
     """``data`` without the late keys that hold their defaults."""
     if isinstance(data, list):
