@@ -117,9 +117,9 @@ def test_a_resume_refuses_other_decoding_rules_or_another_code_revision(refused,
     path = run_dir / "config.yaml"
     saved = path.read_text()
     config = yaml.safe_load(saved)
-    config["resume_guard"]["code"]["git_sha"] = "0000000"
+    config["resume_guard"]["code"]["source"] = "0" * 64  # as if bench/ or detectors/ had other source then
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    refused(resume, r"The code changed since .* \(the git revision: 0000000 then, ", out)
+    refused(resume, r"The code changed since .* \(the Python source of bench/ and detectors/ \(sha256\): 0{64} then, ", out)
     config["resume_guard"].pop("code")  # a guard written before the code was recorded
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     refused(resume, r"config\.yaml records no code version in its resume_guard .*start a new run", out)

@@ -3,8 +3,9 @@
 When a run starts, ``config.yaml`` records a *resume guard*: the protocol's hash, a hash of the
 settings (every recorded argument that changes numbers, plus the resolved detector config), the
 content fingerprint of every split (:mod:`bench.data.identity`) and the code (:func:`code_version`:
-the decoding rules' ``DECODE_VERSION``, the package version, the git revision and whether the
-checkout had uncommitted edits; a shared block or the runner can change without a detector version). ``bench run --resume`` computes the
+the decoding rules' ``DECODE_VERSION``, the package version and a hash of the Python source of
+``bench`` and ``detectors``; a shared block or the runner can change without a detector version, and a
+commit that changes no code, such as docs or results, must not block a resume or a SLURM requeue). ``bench run --resume`` computes the
 same from what it finds and refuses any difference, in one sentence naming what changed: an edited
 image, protocol file or ``config.yaml`` would otherwise give a result that is neither the old run
 nor a new one. Only ``--workers``, ``--threads`` and ``--data-root`` may change (they do not change
@@ -46,22 +47,39 @@ def settings_sha256(arguments: dict[str, Any], detector_config_sha256: str) -> s
 
 #: The code a run's numbers depend on, as :func:`code_version` records it, and how a refusal names each.
 _CODE = {"decode_version": "the image decoding rules (DECODE_VERSION)", "bench": "the forgery-bench version",
-         "git_sha": "the git revision", "git_dirty": "uncommitted edits in the checkout"}
+         "source": "the Python source of bench/ and detectors/ (sha256)"}
 
 
 def code_version() -> dict[str, Any]:
-    """The code that computes a run: decoding rules, package version, git revision and dirty flag."""
+    """The code that computes a run: decoding rules, package version and :func:`source_sha256`."""
     from importlib import metadata
 
     from bench.data.decode import DECODE_VERSION
-    from bench.run.provenance import git_state
 
-    sha, dirty = git_state()
     try:
         version = metadata.version("forgery-bench")
     except metadata.PackageNotFoundError:
         version = None
-    return {"decode_version": DECODE_VERSION, "bench": version, "git_sha": sha, "git_dirty": dirty}
+    return {"decode_version": DECODE_VERSION, "bench": version, "source": source_sha256()}
+
+
+def source_sha256() -> str:
+    """sha256 over every ``.py`` file (relative path and bytes) of the ``bench`` and ``detectors`` packages.
+
+    Committed or not, any edit to the code is seen; nothing else (docs, results, git history) is.
+    ``detectors`` is located, not imported: the core never imports a detector.
+    """
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in ("bench", "detectors"):
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec is not None else []:
+            root = Path(location)
+            for path in sorted(root.rglob("*.py")):
+                digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def guard(protocol_sha256: str, settings: str, data: dict[str, str]) -> dict[str, Any]:
