@@ -16,7 +16,8 @@ from pathlib import Path
 from bench.leaderboard.aggregate import Table, tables
 from bench.leaderboard.collect import load_dir
 from bench.leaderboard.figures import Figure, figures
-from bench.leaderboard.matrix import family_pages
+from bench.leaderboard.layout import Block, to_markdown
+from bench.leaderboard.matrix import family_blocks
 from bench.leaderboard.tables import HEADER, page, readme_block
 
 INDEX_SCHEMA = 3
@@ -24,11 +25,12 @@ INDEX_SCHEMA = 3
 
 @dataclass
 class Board:
-    """Everything a build produces, before anything is written."""
+    """Everything a build produces, before anything is written (``families``: each family page's blocks)."""
 
     text: dict[Path, str]
     figures: dict[Path, Figure]
     tables: dict[str, list[Table]]
+    families: dict[str, list[Block]]
 
 
 def compute(leaderboard_dir: Path, readme: Path | None = None) -> Board:
@@ -47,13 +49,14 @@ def compute(leaderboard_dir: Path, readme: Path | None = None) -> Board:
             listed[table.data["version"]] = [((folder / f.file).as_posix(), f.caption) for f in figs]
             pictures.update({lb / folder / f.file: f for f in figs})
         text[lb / f"{name}.md"] = page(name, [t.data for t in versions], listed)
-    for family, markdown in family_pages(newest, HEADER).items():  # e.g. GenImage's 8 x 8 matrix
-        text[lb / f"{family}.md"] = markdown
+    families = family_blocks(newest)  # e.g. GenImage's 8 x 8 matrix
+    for family, blocks in families.items():
+        text[lb / f"{family}.md"] = HEADER + "\n\n" + to_markdown(blocks)
     index = {"schema_version": INDEX_SCHEMA, "protocols": [t.data for vs in by_name.values() for t in vs]}
     text[lb / "index.json"] = json.dumps(index, indent=2, ensure_ascii=False) + "\n"
     if readme is not None:
         text[Path(readme)] = readme_block(Path(readme), lb, {n: [t.data for t in vs] for n, vs in by_name.items()})
-    return Board(text, pictures, by_name)
+    return Board(text, pictures, by_name, families)
 
 
 def render(leaderboard_dir: Path, readme: Path | None = None) -> dict[Path, str]:

@@ -13,19 +13,33 @@ from __future__ import annotations
 from typing import Any
 
 from bench.leaderboard.aggregate import Table
-from bench.leaderboard.layout import Block, Cell, to_markdown
+from bench.leaderboard.layout import Block, Cell
 
 #: Family name -> the training generators of its members, in the order the page lists them.
 FAMILIES = {"genimage_matrix": ["midjourney", "sd_v1_4", "sd_v1_5", "adm", "glide", "wukong", "vqdm", "biggan"]}
 
 
-def family_pages(newest: dict[str, Table], header: str) -> dict[str, str]:
-    """``{family name: Markdown page}`` for every family with at least one member on the leaderboard."""
+def family_of(name: str) -> str | None:
+    """The family a protocol name belongs to (``genimage_matrix_adm`` -> ``genimage_matrix``), or None."""
+    return next((f for f, order in FAMILIES.items() if any(name == f"{f}_{g}" for g in order)), None)
+
+
+def members(family: str, names: list[str]) -> list[str]:
+    """The protocols of ``names`` that belong to ``family``, in the order its page lists them."""
+    return [f"{family}_{g}" for g in FAMILIES[family] if f"{family}_{g}" in names]
+
+
+def family_blocks(newest: dict[str, Table]) -> dict[str, list[Block]]:
+    """``{family name: page blocks}`` for every family with at least one member on the leaderboard.
+
+    The Markdown page (:mod:`bench.leaderboard.build`) and the HTML page (:mod:`bench.leaderboard.site`)
+    both render these blocks.
+    """
     out = {}
     for family, order in FAMILIES.items():
-        members = {g: newest[f"{family}_{g}"].data for g in order if f"{family}_{g}" in newest}
-        if members:
-            out[family] = header + "\n\n" + to_markdown(_blocks(family, order, members))
+        found = {g: newest[f"{family}_{g}"].data for g in order if f"{family}_{g}" in newest}
+        if found:
+            out[family] = _blocks(family, order, found)
     return out
 
 

@@ -1,8 +1,10 @@
 """``bench leaderboard build --html DIR``: a self-contained static site (no network, no CDN).
 
-``DIR/index.html`` lists the protocols; ``DIR/<protocol>.html`` renders the very blocks of the
-Markdown page (:func:`bench.leaderboard.tables.page_blocks`): every table, legend and picture, with
-sortable tables (click a header). CSS and JavaScript are inline; every link is relative.
+``DIR/index.html`` lists the protocols and the protocol families; ``DIR/<protocol>.html`` renders the
+very blocks of the Markdown page (:func:`bench.leaderboard.tables.page_blocks`): every table, legend
+and picture, with sortable tables (click a header). ``DIR/<family>.html`` renders a family's blocks
+(:func:`bench.leaderboard.matrix.family_blocks`, e.g. GenImage's 8 x 8 matrix) and links to its member
+protocols, whose pages link back. CSS and JavaScript are inline; every link is relative.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from html import escape
 from pathlib import Path
 
 from bench.leaderboard.layout import Block
+from bench.leaderboard.matrix import FAMILIES, family_of, members
 from bench.leaderboard.tables import page_blocks
 
 _CSS = """
@@ -49,6 +52,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
   });
 });
 """
+_HOME = '<a href="index.html">All protocols</a>'
 _CODE = re.compile(r"`([^`]+)`")
 _EMPHASIS = re.compile(r"\*([^*\s][^*]*)\*")
 
@@ -95,27 +99,43 @@ def _html(title: str, body: str) -> str:
             f"<style>{_CSS}</style></head><body>\n{body}\n<script>{_JS}</script></body></html>\n")
 
 
+def _link(name: str) -> str:
+    return f'<a href="{escape(name)}.html">{escape(name)}</a>'
+
+
 def write_site(board, lb: Path, out: Path) -> list[Path]:
     """Write the site for a computed board (figures already built under ``lb``); return the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = copy_figures(board, lb, out)
-    links = []
+    links, family_links = [], []
     for name, versions in board.tables.items():
         figures = {t.data["version"]: [(f, board.figures[lb / f].caption) for f in t.data.get("figures", [])]
                    for t in versions}
         blocks = page_blocks(name, [t.data for t in versions], figures)
-        page = out / f"{name}.html"
-        page.write_text(_html(f"Leaderboard: {name}", '<p><a href="index.html">All protocols</a></p>\n'
-                              + to_html(blocks)), encoding="utf-8")
-        written.append(page)
+        family = family_of(name)
+        nav = _HOME + (f" · part of the family {_link(family)}" if family in board.families else "")
+        written.append(_page(out, name, f"<p>{nav}</p>\n" + to_html(blocks)))
         top = versions[0].data
         best = top["entries"][0]["detector"] if top["entries"] else "no ranked runs"
-        links.append(f'<li><a href="{escape(name)}.html">{escape(name)}</a> v{top["version"]}: '
-                     f"{escape(top['primary'])}, first: {escape(best)}</li>")
+        links.append(f"<li>{_link(name)} v{top['version']}: {escape(top['primary'])}, first: {escape(best)}</li>")
+    for family, blocks in board.families.items():
+        shown = members(family, list(board.tables))
+        nav = _HOME + " · members: " + ", ".join(_link(m) for m in shown)
+        written.append(_page(out, family, f"<p>{nav}</p>\n" + to_html(blocks)))
+        family_links.append(f"<li>{_link(family)}: {len(shown)} of {len(FAMILIES[family])} member protocols "
+                            f"({escape(family)}_&lt;training generator&gt;) side by side, one matrix per detector</li>")
+    body = "<h1>forgery-bench leaderboards</h1>\n<ul>" + "\n".join(links) + "</ul>"
+    if family_links:
+        body += "\n<h2>Protocol families</h2>\n<ul>" + "\n".join(family_links) + "</ul>"
     index = out / "index.html"
-    index.write_text(_html("forgery-bench leaderboards", "<h1>forgery-bench leaderboards</h1>\n<ul>"
-                           + "\n".join(links) + "</ul>"), encoding="utf-8")
+    index.write_text(_html("forgery-bench leaderboards", body), encoding="utf-8")
     return [*written, index]
+
+
+def _page(out: Path, name: str, body: str) -> Path:
+    page = out / f"{name}.html"
+    page.write_text(_html(f"Leaderboard: {name}", body), encoding="utf-8")
+    return page
 
 
 def copy_figures(board, lb: Path, out: Path) -> list[Path]:
