@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from images import image_bytes
 
+from bench.data.holdout import held_out
 from bench.data.indexers import INDEXERS, default_manifest, index_dataset, layout_options
-from bench.data.indexers.common import held_out
 from bench.data.sources.manifest import ManifestSource
 from bench.errors import ConfigError, DataError
 

@@ -12,8 +12,8 @@ from images import image_bytes
 from test_indexers import load, touch, video
 
 from bench.cli import main
+from bench.data.holdout import held_out
 from bench.data.indexers import index_dataset
-from bench.data.indexers.common import held_out
 from bench.errors import ConfigError, DataError
 
 JPEG = image_bytes((8, 8), seed=3, fmt="JPEG")

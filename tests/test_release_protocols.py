@@ -7,8 +7,8 @@ import pytest
 from test_indexers import touch
 from test_real_protocols import make_face_root, video
 
+from bench.data.holdout import held_out
 from bench.data.indexers import index_dataset
-from bench.data.indexers.common import held_out
 from bench.data.indexers.df40 import FAMILIES, UNKNOWN
 from bench.data.splits import build_source, build_sources, resolve_all, resolve_split
 from bench.data.verify import verify_protocol

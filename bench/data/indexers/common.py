@@ -7,7 +7,6 @@ define labels and splits.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -105,16 +104,6 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON ({err}); download it again.") from None
-
-
-def held_out(key: str) -> bool:
-    """True for the tenth of keys a release without a validation split holds out for checkpoint selection.
-
-    A fixed function of ``key`` alone (sha256), so every machine holds out the same images, and
-    everything sharing a key (one FF++ identity across DF40 methods, one COCO id's real and fake)
-    stays on one side.
-    """
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % 10 == 0
 
 
 def scan(base: Path) -> tuple[list[str], int, dict[str, int]]:

@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from bench.data.indexers.common import Row, held_out, need_dir, scan, subdirs
+from bench.data.holdout import held_out
+from bench.data.indexers.common import Row, need_dir, scan, subdirs
 from bench.errors import ConfigError, DataError, did_you_mean
 
 #: DF40's 31 known methods by family (README table; names as in its ``test_config.yaml``, lower-cased).

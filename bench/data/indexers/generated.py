@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from bench.data.indexers.common import Row, held_out, need_dir, scan, subdirs
+from bench.data.holdout import held_out
+from bench.data.indexers.common import Row, need_dir, scan, subdirs
 from bench.data.indexers.images import LABEL_DIRS, label_from_dirs
 from bench.errors import DataError, did_you_mean
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from bench.data.indexers.common import Row, held_out, images_in, need_dir, subdirs, walk_images
+from bench.data.holdout import held_out
+from bench.data.indexers.common import Row, images_in, need_dir, subdirs, walk_images
 from bench.errors import DataError
 
 LABEL_DIRS = {"0_real": 0, "1_fake": 1}
