@@ -139,12 +139,16 @@ def test_late_keys_at_their_defaults_leave_every_hash_as_it_was():
                                    "{source: synth, split: test, subsets: [peaks_p4], perturb: {jpeg: 75}}"}), "p")
     before = proto.model_dump(mode="json")  # what the schema of the first results dumped, without the late keys
     del before["test_resolution"], before["rounds"]
-    del before["test"]["peaks_p4"]["perturb"]["shorter_side"]
+    for late in ("shorter_side", "chain", "seed"):
+        del before["test"]["peaks_p4"]["perturb"][late]
     old = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert proto.sha256() == old
     native = parse_protocol(tiny() + "test_resolution: native\n", "p")
     lowres = parse_protocol(tiny(**{"subsets: [peaks_p4]}": "subsets: [peaks_p4], perturb: {shorter_side: 64}}"}), "p")
-    assert len({native.sha256(), lowres.sha256(), parse_protocol(tiny(), "p").sha256()}) == 3
+    chained = [parse_protocol(tiny(**{"subsets: [peaks_p4]}": f"subsets: [peaks_p4], perturb: {{chain: ai_genbench{s}}}}}"}),
+                              "p") for s in ("", ", seed: 1")]
+    hashes = {native.sha256(), lowres.sha256(), parse_protocol(tiny(), "p").sha256(), *(c.sha256() for c in chained)}
+    assert len(hashes) == 5
 
 
 def test_perturb_scales_by_a_factor_or_to_a_shorter_side_never_both():

@@ -75,7 +75,7 @@ def test_schema_help_describes_every_field():
     fields |= {f"budget.{f}" for f in Budget.model_fields} - {"budget"}
     fields.discard("budget")
     assert set(PairedTest.model_fields) == {"real", "fake", "perturb", "sanity"} and set(Perturb.model_fields) == {
-        "jpeg", "blur", "downscale", "shorter_side"}  # both described inside the `test` and `<split>.perturb` lines
+        "jpeg", "blur", "downscale", "shorter_side", "chain", "seed"}  # both described inside the `test` and `<split>.perturb` lines
     assert keys == fields
 
 

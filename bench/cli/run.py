@@ -128,4 +128,5 @@ def _perturb(text: str):
         return Perturb(**parse_overrides(text.split(",")))
     except ValidationError as err:
         raise ConfigError(f"--perturb {text!r} is invalid: {err.errors()[0]['msg']} "
-                          "(keys: jpeg=1..100, blur=sigma in (0, 1000], downscale=0..1).") from None
+                          "(keys: jpeg=1..100, blur=sigma in (0, 1000], downscale=0..1, shorter_side=pixels; "
+                          "or chain=ai_genbench with an optional seed=N).") from None

@@ -123,7 +123,7 @@ class RawDataset(Dataset):
             return source.load_tensor(self._ids[row])
         image, kind = source.load_with_info(self._ids[row])
         for op in ops:
-            image = apply_perturb(image, op)
+            image = apply_perturb(image, op, key=f"{self._sources[row]}:{self._ids[row]}")
         return image, kind
 
     def _as_input(self, image: Any) -> Any:

@@ -6,16 +6,22 @@ import io
 
 from PIL import Image, ImageFilter
 
+from bench.data.perturb_chains import CHAINS, rng_for
 from bench.protocol import Perturb
 
 
-def apply_perturb(img: Image.Image, spec: Perturb) -> Image.Image:
+def apply_perturb(img: Image.Image, spec: Perturb, key: str = "") -> Image.Image:
     """Apply ``spec`` to ``img``: down-scale, then blur, then JPEG re-encoding (each only when set).
+
+    A ``chain`` (``spec.chain``) is drawn from its seed and ``key``, the image's ``<source>:<id>``, so
+    each image gets its own draws and the same ones in every run and process.
 
     Down-scaling is by a factor (``downscale``) or to a shorter side of ``shorter_side`` pixels (aspect
     kept; an image whose shorter side is already that small is left as it is). Every operation is
     deterministic, so an image gets the same degradation in every run and process.
     """
+    if spec.chain is not None:
+        return CHAINS[spec.chain](img, rng_for(spec.seed, key))
     w, h = img.size
     factor = spec.downscale
     if spec.shorter_side is not None and min(w, h) > spec.shorter_side:

@@ -34,7 +34,7 @@ KEYS: list[tuple[str, str]] = [
     ("<split>.max_per_class", "keep at most this many images per class, sampled with sample_seed"),
     ("<split>.sample_seed", "seed of that sampling (default 0)"),
     ("<split>.frames_per_group", "frame datasets: keep this many evenly spaced frames per video"),
-    ("<split>.perturb", "degrade real and fake alike: {jpeg: quality, blur: sigma, downscale: factor or shorter_side: px}"),
+    ("<split>.perturb", "degrade real and fake alike: {jpeg: quality, blur: sigma, downscale: factor or shorter_side: px} or {chain: ai_genbench, seed}"),
     ("<split>.fake_perturb", "degrade fakes only (e.g. {jpeg: 96} to match JPEG reals)"),
     ("<split>.sanity", ("test sets only: true marks an in-domain sanity set that may share images with train or "
                        "val (otherwise refused); reported, never the primary nor in its group")),
