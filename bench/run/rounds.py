@@ -70,7 +70,9 @@ def plan_rounds(proto, sources, limit: int | None, perturb) -> list[Round]:
         if plan is not None:
             splits = {k: dataclasses.replace(s, name=f"r{plan.index}_{s.name}") if k in ("train", "val") else s
                       for k, s in splits.items()}
-        out.append(Round(plan, own, splits, proto.rounds.init if plan is not None else "fresh"))
+        # The first round has no previous one to continue from: it starts from the detector as built.
+        init = proto.rounds.init if plan is not None and plan.index > 1 else "fresh"
+        out.append(Round(plan, own, splits, init))
     return out
 
 
