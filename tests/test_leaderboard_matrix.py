@@ -138,6 +138,10 @@ def test_the_site_has_the_family_page_with_every_matrix_of_the_markdown_page(fam
     assert len(expected["second (acc)"]) == 1 + 2 + 1  # header, two training generators, the mean
     family = Html((site / "genimage_matrix.html").read_text())
     assert family.tables == expected  # the same cells, header and row labels as the Markdown matrices
+    # The mean row sits in the table's footer, so sorting a column never moves it in among the generators.
+    page = (site / "genimage_matrix.html").read_text()
+    assert page.count("<tfoot>") == 2 and all(
+        "<tfoot>\n<tr><td>mean over" in table for table in page.split("<table")[1:])
     assert family.links == ["index.html", *(f"genimage_matrix_{g}.html" for g in ["sd_v1_4", "adm", "biggan"])]
     index = (site / "index.html").read_text()
     assert "<h2>Protocol families</h2>" in index

@@ -36,6 +36,8 @@ class Block:
     rows: list[list[Cell]] = field(default_factory=list)
     text_columns: int = 1
     path: str = ""
+    #: The last rows of a table that summarise the others (a mean row): kept last, never sorted in among them.
+    summary_rows: int = 0
 
 
 def metric_cell(stat: dict[str, Any] | None) -> Cell:

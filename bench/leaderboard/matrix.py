@@ -72,7 +72,8 @@ def _blocks(family: str, order: list[str], members: dict[str, dict[str, Any]]) -
         rows.append([Cell(f"mean over {len(by_row)} training generator(s)"), *(_cell(v) for v in means),
                      _cell(sum(means) / len(means))])
         blocks += [Block("heading", f"{detector} ({metric})", level=3),
-                   Block("table", headers=["trained on \\ tested on", *tests, "mean"], rows=rows)]
+                   Block("table", headers=["trained on \\ tested on", *tests, "mean"], rows=rows,
+                         summary_rows=1)]
     return blocks
 
 

@@ -85,9 +85,12 @@ def to_html(blocks: list[Block]) -> str:
             parts.append(f"<p>{inline(block.text)}</p>")
         elif block.kind == "table":
             head = "".join(f"<th>{escape(h)}</th>" for h in block.headers)
-            body = "\n".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
+            split = len(block.rows) - block.summary_rows
+            body, foot = ("\n".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+                          for rows in (block.rows[:split], block.rows[split:]))
+            foot = f"<tfoot>\n{foot}\n</tfoot>" if foot else ""  # summary rows stay below the sorted body
             parts.append(f'<div class="wide"><table class="sortable" aria-label="{escape(heading)}"><thead><tr>{head}'
-                         f"</tr></thead><tbody>\n{body}\n</tbody></table></div>")
+                         f"</tr></thead><tbody>\n{body}\n</tbody>{foot}</table></div>")
         elif block.kind == "figure":
             parts.append(f'<figure><img src="{escape(block.path)}" alt="{escape(Path(block.path).stem)}">'
                          f"<figcaption>{inline(block.text)}</figcaption></figure>")
