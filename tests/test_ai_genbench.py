@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bench.data.holdout import held_out
@@ -21,6 +22,7 @@ datasets = pytest.importorskip("datasets")
 PROTOCOL = load_protocol("ai_genbench_windows")
 ORDER = PROTOCOL.rounds.order
 CHAIN = Perturb(chain="ai_genbench")
+PATH = "AI-GenBench/ai_gen_bench_v1.0.0"  # where AI-GenBench's build script writes the release
 
 
 def _ids(prefix: str, n_kept: int, n_held: int) -> list[str]:
@@ -52,13 +54,15 @@ def _split(generators: list[str], n_kept: int, n_held: int, extra_reals: int = 0
 
 def make_release(root, generators=ORDER, n_kept=4, n_held=2, n_test=3, extra_reals=0):
     """A miniature AI-GenBench release as its build script saves it (train and validation splits)."""
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64"),
-                                  "generator": datasets.Value("string"), "file_id": datasets.Value("string")})
+    # The column types of AI-GenBench's build (DEEPFAKE_DATASET_FEATURES): a real/fake ClassLabel, large strings.
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"]),
+                                  "generator": datasets.Value("large_string"),
+                                  "file_id": datasets.Value("large_string")})
     release = datasets.DatasetDict({
         "train": datasets.Dataset.from_dict(_split(generators, n_kept, n_held, extra_reals), features=features),
         "validation": datasets.Dataset.from_dict(_split(generators, n_test, 0), features=features),
     })
-    release.save_to_disk(str(root / "AI-GenBench"))
+    release.save_to_disk(str(root / "AI-GenBench" / "ai_gen_bench_v1.0.0"))
     return root
 
 
@@ -90,7 +94,7 @@ def test_each_round_trains_on_its_windows_with_their_paired_reals_and_tests_on_t
 
 def test_the_pairing_is_fixed_by_its_seed_and_each_real_joins_exactly_one_generator(release):
     def reals(seed):
-        proto = PROTOCOL.model_copy(update={"sources": {"aigb": {"type": "ai_genbench", "path": "AI-GenBench",
+        proto = PROTOCOL.model_copy(update={"sources": {"aigb": {"type": "ai_genbench", "path": PATH,
                                                                  "pair_seed": seed}}})
         table = build_sources(proto, release)["aigb"].select("test")
         return dict(zip(table.loc[table["label"] == 0, "id"], table.loc[table["label"] == 0, "subset"]))
@@ -103,12 +107,20 @@ def test_the_pairing_is_fixed_by_its_seed_and_each_real_joins_exactly_one_genera
 def test_an_unbalanced_release_and_a_missing_column_are_one_sentence(tmp_path):
     make_release(tmp_path, generators=ORDER[:2], extra_reals=3)
     source = build_sources(PROTOCOL, tmp_path)["aigb"]
-    with pytest.raises(DataError, match=r"split 'train' holds 15 real and 12 fake images; .* as many of each"):
+    with pytest.raises(DataError, match=r"split 'train' holds 15 real and 12 fake images, but AI-GenBench pairs"):
         source.select("train")
-    proto = PROTOCOL.model_copy(update={"sources": {"aigb": {"type": "ai_genbench", "path": "AI-GenBench",
+    proto = PROTOCOL.model_copy(update={"sources": {"aigb": {"type": "ai_genbench", "path": PATH,
                                                              "id_column": "image_id"}}})
     with pytest.raises(ConfigError, match=r"'id_column' is 'image_id' but split 'validation' has columns image, "):
         build_sources(proto, tmp_path)["aigb"].select("test")
+
+
+def test_a_chain_given_twice_to_one_split_is_refused(release):
+    own = round_protocols(PROTOCOL)[0][1]
+    with pytest.raises(ConfigError, match=r"Split 'test' of source 'aigb' gets the chains ai_genbench, ai_genbench"):
+        resolve_all(own, build_sources(own, release), None, CHAIN)
+    assert set(resolve_all(own, build_sources(own, release), None, Perturb(jpeg=90))["test/r1_next"].table["ops"]) == {
+        (CHAIN, Perturb(jpeg=90))}  # a fixed degradation after the chain is fine
 
 
 def test_a_missing_release_says_how_to_build_it(tmp_path):
@@ -159,6 +171,18 @@ def test_draws_are_fixed_per_image_key_and_differ_between_keys():
     assert any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(outs, other_seed))
 
 
+def test_draws_neither_depend_on_nor_change_torchs_global_generator():
+    img = _photo(300, 200)
+    hit = _Draws(0.0)  # every step, the resized crop's torch draw included
+    torch.manual_seed(0)
+    first = np.asarray(ai_genbench(img, np.random.default_rng(5)))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    again = np.asarray(ai_genbench(img, np.random.default_rng(5)))
+    assert np.array_equal(first, again) and torch.equal(torch.get_rng_state(), state)
+    assert ai_genbench(img, hit).size[0] >= 256
+
+
 def test_step_frequencies_follow_the_published_probabilities():
     img = _photo(100, 60)
     n = 600
@@ -189,6 +213,7 @@ def test_every_jpeg_step_encodes_at_quality_50_or_100():
     ({"chain": "ai_genbench", "jpeg": 75}, "a chain stands alone"),
     ({"seed": 3}, "seed draws a chain"),
     ({"chain": "genimage"}, "ai_genbench"),
+    ({"chain": "ai_genbench", "seed": -1}, "greater than or equal to 0"),
 ])
 def test_a_chain_mixed_with_fixed_degradations_or_unknown_is_refused(spec, match):
     with pytest.raises(ValueError, match=match):
@@ -205,8 +230,19 @@ def test_a_run_trains_eight_rounds_each_from_the_last_and_ranks_the_mean_next_pe
                  opts=RunnerOptions(batch_size=32))
     rounds = result["rounds"]
     assert [r["init"] for r in rounds] == ["fresh"] + ["continued"] * 7
+    assert {r["selection"]["rule"] for r in rounds} == {"last"}  # AI-GenBench keeps each window's last epoch
     assert [r["selection"]["n_train"] for r in rounds] == [32 * k for k in range(1, 9)]  # 4 kept pairs x 4 generators
     assert [r["next"] for r in rounds] == [ORDER[4 * k:4 * k + 4] for k in range(1, 9)]
     nexts = [result["metrics"][r["tests"]["next"]]["auc"] for r in rounds]
     assert result["groups"]["next"]["auc"] == pytest.approx(np.mean(nexts))
     assert result["protocol"]["primary"] == "auc@next" and result["partial"] is False
+
+
+def test_the_robustness_figures_read_levels_and_never_plot_a_chain():
+    from bench.leaderboard.robustness import _perturb_ops, protocol_variants
+
+    dump = {name: load_protocol(name).model_dump(mode="json") for name in ("universal", "universal_jpeg75",
+                                                                            "universal_blur1", "ai_genbench_windows")}
+    assert sorted(p["kind"] for p in protocol_variants(dump["universal"], dump)) == ["blur", "jpeg"]
+    assert _perturb_ops(dump["universal_jpeg75"]["test"]["progan"]["perturb"]) == {"jpeg": 75.0}
+    assert _perturb_ops({"chain": "ai_genbench", "seed": None, "jpeg": None}) == {"chain_ai_genbench": 0.0}

@@ -21,7 +21,7 @@ def apply_perturb(img: Image.Image, spec: Perturb, key: str = "") -> Image.Image
     deterministic, so an image gets the same degradation in every run and process.
     """
     if spec.chain is not None:
-        return CHAINS[spec.chain](img, rng_for(spec.seed, key))
+        return CHAINS[spec.chain](img, rng_for(spec.seed or 0, key))
     w, h = img.size
     factor = spec.downscale
     if spec.shorter_side is not None and min(w, h) > spec.shorter_side:

@@ -21,7 +21,9 @@ probability 1/2, not at a quality drawn from 50–100 as the paper's wording sug
 code, which produced the published numbers. Its two encoders (OpenCV's and PIL's, drawn at random)
 both wrap libjpeg with 4:2:0 chroma subsampling; we encode with PIL only. The code's "central" crop
 is in fact drawn at random (its ``force_central_crop`` never reaches the crop); we crop centrally,
-as documented. Draws come from ``numpy``'s PCG64 seeded with sha256 of the chain's seed and the
+as documented. At pixel level, its steps after the noise run on float tensors (its JPEG steps then
+truncate to 8 bits, its bilinear and bicubic resizes use torchvision's tensor kernels); ours run on
+8-bit PIL images throughout. Draws come from ``numpy``'s PCG64 seeded with sha256 of the chain's seed and the
 image's key (``<source>:<id>``), so they cannot match the authors' own draws image for image.
 """
 
@@ -102,8 +104,9 @@ def _gaussian_noise(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 def _resized_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     side = int(rng.integers(CROP_SIDES[0], CROP_SIDES[1] + 1))
     interpolation = CROP_INTERPOLATIONS[int(rng.integers(len(CROP_INTERPOLATIONS)))]
-    # torchvision draws the crop box from torch's global generator: seed a private fork of it.
+    # torchvision draws the crop box from torch's global CPU generator: seed it inside a fork that restores it
+    # (torch.manual_seed would also reseed every GPU's generator, which the fork does not restore).
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(rng.integers(2**63)))
+        torch.random.default_generator.manual_seed(int(rng.integers(2**63)))
         top, left, h, w = RandomResizedCrop.get_params(img, list(CROP_SCALE), list(CROP_RATIO))
     return F.resized_crop(img, top, left, h, w, [side, side], interpolation=interpolation)

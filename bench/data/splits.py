@@ -113,6 +113,11 @@ def _rows(split: Split, sources: dict[str, Source], label: int | None, limit: in
         table = _every_nth_frame(table, split.frames_per_group)
     both = tuple(p for p in (split.perturb, *extra) if p is not None)
     fake = (split.fake_perturb,) if split.fake_perturb is not None else ()
+    chains = [p.chain for p in (*fake, *both) if p.chain is not None]
+    if len(chains) > 1:
+        raise ConfigError(f"Split {split.split!r} of source {split.source!r} gets the chains {', '.join(chains)} from "
+                          "the protocol and --perturb; a chain draws the same degradations each time, so apply it once "
+                          "(leave it out of --perturb).")
     # Format alignment (fake_perturb) runs before degradations that hit both classes.
     table["ops"] = [fake + both if lab == 1 else both for lab in table["label"]]
     cap = min(c for c in (split.max_per_class, limit) if c is not None) if (split.max_per_class or limit) else None

@@ -17,8 +17,15 @@ KINDS = {"jpeg": ("JPEG quality", True), "resize": ("resize factor", True), "blu
 _OP = re.compile(r"^(jpeg|resize|blur|noise)(\d+(?:\.\d+)?)$")
 
 
+#: A protocol ``perturb``'s numeric degradation keys (a ``chain`` is random per image: no strength to plot).
+_LEVELS = ("jpeg", "blur", "downscale", "shorter_side")
+
+
 def _perturb_ops(perturb: dict[str, Any] | None) -> dict[str, float]:
-    ops = {k: float(v) for k, v in (perturb or {}).items() if v is not None}
+    perturb = perturb or {}
+    ops = {k: float(perturb[k]) for k in _LEVELS if perturb.get(k) is not None}
+    if perturb.get("chain") is not None:  # degraded, so never the clean point, but on no kind's axis
+        ops[f"chain_{perturb['chain']}"] = float(perturb.get("seed") or 0)
     if "downscale" in ops:
         ops["resize"] = ops.pop("downscale")
     return ops

@@ -59,8 +59,8 @@ class Perturb(_Strict):
     shorter_side: int | None = Field(default=None, gt=0)
     #: A named chain of random degradations (``ai_genbench``: AI-GenBench's mandatory evaluation degradations).
     chain: Literal["ai_genbench"] | None = None
-    #: The chain's seed (with the image's id, it fixes every draw).
-    seed: int = Field(default=0, ge=0)
+    #: The chain's seed (with the image's id, it fixes every draw); unset is 0.
+    seed: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_scaling(self) -> Perturb:
@@ -69,7 +69,7 @@ class Perturb(_Strict):
         fixed = [k for k in ("jpeg", "blur", "downscale", "shorter_side") if getattr(self, k) is not None]
         if self.chain is not None and fixed:
             raise ValueError(f"a chain stands alone; put {', '.join(fixed)} in a perturb of its own")
-        if self.chain is None and self.seed:
+        if self.chain is None and self.seed is not None:
             raise ValueError("seed draws a chain's degradations; set chain, or remove seed")
         return self
 

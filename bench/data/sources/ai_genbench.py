@@ -1,19 +1,21 @@
 """The ``ai_genbench`` source: AI-GenBench's dataset as its build script saves it (``save_to_disk``).
 
-The release (MI-BioLab/AI-GenBench, ``dataset_creation/simple_dataset_generation.py``) is a
-``DatasetDict`` with splits ``train`` and ``validation`` and columns ``image``, ``label`` (1 fake),
+The release (MI-BioLab/AI-GenBench, ``dataset_creation/simple_dataset_generation.py``, which writes it to
+``<output_path>/ai_gen_bench_v1.0.0``) is a ``DatasetDict`` with splits ``train`` and ``validation`` and
+columns ``image``, ``label`` (a ClassLabel: real, fake),
 ``generator`` (the generator's name; empty for real images) and ``file_id``: 4,000 fakes per
 generator in ``train`` and 1,000 in ``validation``, with as many real images, which belong to no
 generator. AI-GenBench pairs them: each real image goes with one fake image (its code shuffles the
 reals with a fixed seed and pairs them one to one with the fakes), and a generator's test set is its
 fakes plus the reals paired with them; a training window gets as many reals as it has fakes. So
 here a real image's subset is the generator of the fake it is paired with, and selecting generators
-selects their paired reals too.
+selects their paired reals too. The pairing is of the same kind as AI-GenBench's, not its own image for
+image (its code draws with Python's ``random`` under other seeds).
 
 Splits: ``test`` is the release's ``validation`` split (AI-GenBench tests on it); ``train`` and
 ``val`` are the release's ``train`` split, with the tenth of its fakes that
 :func:`bench.data.holdout.held_out` picks by ``file_id``, and the reals paired with them, held out as
-``val`` for checkpoint selection (AI-GenBench itself has no separate selection split). Ids are
+``val``, the validation split (AI-GenBench itself has none apart from its test data). Ids are
 ``<our split>/<row>``.
 """
 
@@ -49,7 +51,8 @@ class AIGenBenchSource(HFSource):
         "loader": "disk",
         "image_column": "image",
         "label_column": "label",
-        "label_map": None,
+        # The release's label is a ClassLabel named real/fake; plain 0/1 integers read the same.
+        "label_map": {"real": 0, "fake": 1, "0": 0, "1": 1},
         "generator_column": "generator",
         "id_column": "file_id",
         "pair_seed": 1337,
@@ -99,16 +102,16 @@ class AIGenBenchSource(HFSource):
         reals, fakes = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
         if len(reals) != len(fakes):
             raise DataError(
-                f"{self._where()}: split {release!r} holds {len(reals)} real and {len(fakes)} fake images; "
-                "AI-GenBench pairs every real image with one fake, so the release has as many of each: "
-                "rebuild it with dataset_creation/simple_dataset_generation.py.")
+                f"{self._where()}: split {release!r} holds {len(reals)} real and {len(fakes)} fake images, but "
+                "AI-GenBench pairs every real image with one fake; its build stops short when real images fail to "
+                "download (LAION, RAISE), so fetch the missing ones and build the dataset again.")
         unnamed = int((generators[fakes] == "").sum())
         if unnamed:
             raise DataError(f"{self._where()}: split {release!r} has {unnamed} fake images without a generator "
                             f"name in column {columns[1]!r}; every fake needs one to be placed in time.")
         shuffled = np.random.default_rng(self.spec["pair_seed"]).permutation(reals)
         generators[shuffled] = generators[fakes]
-        # A real image is held out for selection with its partner, so each split stays balanced per generator.
+        # A real image is held out with its partner, so each split stays balanced per generator.
         keys = meta[columns[2]].astype(str).to_numpy(copy=True)
         keys[shuffled] = keys[fakes]
         table = pd.DataFrame({"row": np.arange(len(labels)), "label": labels, "subset": generators, "key": keys})
