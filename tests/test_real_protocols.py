@@ -49,6 +49,11 @@ def test_catalog_entries_say_how_to_get_and_index():
         if entry["type"] == "hf":  # saved with datasets' save_to_disk where the source reads it
             assert "index" not in about and f"save_to_disk('<data-root>/{entry['path']}')" in about["download"], name
             continue
+        if entry["type"] == "ai_genbench":  # built by AI-GenBench's script into <output_path>/ai_gen_bench_v1.0.0
+            path = Path(entry["path"])
+            assert "index" not in about and path.name == "ai_gen_bench_v1.0.0", name
+            assert f"output_path = <data-root>/{path.parent.as_posix()} " in about["download"], name
+            continue
         command = about["index"].split()
         assert command[:3] == ["bench", "data", "index"] and command[3] in INDEXERS, name
         # The index command's directory is the one holding the manifest.
