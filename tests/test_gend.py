@@ -82,6 +82,25 @@ def test_the_class_token_is_l2_normalised_before_the_head():
     torch.testing.assert_close(logits, F.normalize(raw, dim=1) @ (w[1] - w[0]) + (b[1] - b[0]))
 
 
+def test_the_metric_losses_gradients_are_the_same_bits_on_two_threads():
+    """The committed gend rows moved between runs at the same seed: the alignment gradient was summed in a
+    thread-dependent order (two advanced-indexing reads of z). Repeated backward passes must agree exactly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(0)
+        z0 = F.normalize(torch.randn(64, 1280, generator=g), dim=-1)
+        labels = torch.randint(0, 2, (64,), generator=g)
+        grads = []
+        for _ in range(20):
+            z = z0.clone().requires_grad_(True)
+            (uniformity(z) + alignment(z, labels)).backward()
+            grads.append(z.grad)
+        assert all(torch.equal(grads[0], other) for other in grads[1:])
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_uniformity_and_alignment_match_a_hand_computed_example():
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     # Squared distances: (0,1) 2, (0,2) 4, (1,2) 2.

@@ -29,7 +29,10 @@ def alignment(z: Tensor, labels: Tensor, alpha: float = 2.0) -> Tensor:
     same = labels[i] == labels[j]
     if not bool(same.any()):
         return z.sum() * 0
-    dist = (z[i[same]].float() - z[j[same]].float()).norm(dim=1)
+    # index_select, not z[idx]: the gradient of two advanced-indexing reads of one tensor is accumulated in a
+    # thread-dependent order on CPU (index_put_ with accumulate), so two runs with 2+ threads diverged.
+    zf = z.float()
+    dist = (zf.index_select(0, i[same]) - zf.index_select(0, j[same])).norm(dim=1)
     return dist.pow(alpha).mean()
 
 
