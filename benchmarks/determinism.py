@@ -2,9 +2,12 @@
 
 Usage: python benchmarks/determinism.py [--detectors gend,rine] [--protocol synthetic_universal]
        [--threads 2] [--limit 40] [--batch-size 16]
-Each run is a fresh `bench run` process; the two runs' test predictions are compared by the sha256 that
-results.json records, and the primary metric is printed for both. A committed leaderboard row is a fact
-only if its detector prints "same" here at the thread count it ran with.
+Each run is a fresh `bench run` process without the feature cache (so the second run computes every
+feature again); the two runs' test predictions are compared by the sha256 that results.json records (the
+predictions files hold scores to 6 significant digits), and the primary metric is printed for both.
+The runs are partial (``--limit`` images per class and split): quick, and enough to expose an order-dependent
+reduction. A committed leaderboard row is a fact only if its detector prints "same" here at the thread count
+it ran with. Exits 1 when any detector differs or fails.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def one_run(out: Path, name: str, args: argparse.Namespace, detector: str) -> tu
     start = time.perf_counter()
     # One run name in two output folders: predictions record their run's name, so the hashes compare scores.
     command = [sys.executable, "-m", "bench", "run", "--protocol", args.protocol, "--detector", detector,
-               "--out", str(out / name), "--run-name", "r", "--limit", str(args.limit), "--batch-size", str(args.batch_size)]
+               "--out", str(out / name), "--run-name", "r", "--limit", str(args.limit), "--batch-size", str(args.batch_size), "--no-cache"]
     if args.threads:
         command += ["--threads", str(args.threads)]
     subprocess.run(command, check=True, capture_output=True)
@@ -47,7 +50,8 @@ def main() -> None:
             try:
                 (first, t1), (second, t2) = (one_run(Path(tmp), f"{detector}-{i}", args, detector) for i in (1, 2))
             except subprocess.CalledProcessError as err:
-                rows.append((detector, "run failed: " + err.stderr.decode().strip().splitlines()[-1], None, None, None))
+                last = (err.stderr.decode().strip().splitlines() or [f"exit status {err.returncode}"])[-1]
+                rows.append((detector, "run failed: " + last, None, None, None))
                 continue
             metric, group = first["protocol"]["primary"].split("@")
             same = first["predictions_sha256"] == second["predictions_sha256"]
@@ -56,7 +60,8 @@ def main() -> None:
             print(*rows[-1], sep="\t", file=sys.stderr, flush=True)  # progress
     print(tabulate(rows, headers=["detector", "predictions", "primary run 1", "primary run 2", "seconds per run"],
                    floatfmt=".4f"))
-    print(f"protocol {args.protocol}, --limit {args.limit}, threads {args.threads or 'default'}")
+    print(f"protocol {args.protocol}, --limit {args.limit}, threads {args.threads or 'default'}, no feature cache")
+    sys.exit(0 if all(row[1] == "same" for row in rows) else 1)
 
 
 if __name__ == "__main__":

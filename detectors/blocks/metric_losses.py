@@ -29,10 +29,11 @@ def alignment(z: Tensor, labels: Tensor, alpha: float = 2.0) -> Tensor:
     same = labels[i] == labels[j]
     if not bool(same.any()):
         return z.sum() * 0
-    # index_select, not z[idx]: the gradient of two advanced-indexing reads of one tensor is accumulated in a
-    # thread-dependent order on CPU (index_put_ with accumulate), so two runs with 2+ threads diverged.
-    zf = z.float()
-    dist = (zf.index_select(0, i[same]) - zf.index_select(0, j[same])).norm(dim=1)
+    # pdist lists the pairs i < j in triu_indices' order, so the selection reads each distance once. Reading
+    # z[i] - z[j] instead accumulates each row's gradient over its pairs in a thread-dependent order on CPU
+    # (two runs at one seed diverged with 2 threads); index_select's gradient (index_add_) is nondeterministic
+    # on CUDA.
+    dist = torch.masked_select(torch.pdist(z.float(), p=2), same)
     return dist.pow(alpha).mean()
 
 
