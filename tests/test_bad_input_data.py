@@ -172,13 +172,19 @@ def test_a_test_set_reading_the_train_split_is_refused_by_validate_and_run(refus
     refused(["validate", str(marked)], r"primary 'auc@t' would rank on 't', a sanity test set")
 
 
+def with_copy_test(proto, name: str, folder: str, split: str):
+    """``proto`` renamed ``name``, with a folder source ``copy`` ({folder}) and a test set ``u`` of its ``split``."""
+    out = proto.with_name(f"{name}.yaml")
+    out.write_text(proto.read_text().replace("name: folderbad", f"name: {name}")
+                   .replace("sources:\n", f"sources:\n  copy: {{type: folder, {folder}}}\n")
+                   .replace("t: {source: ds, split: test}", f"t: {{source: ds, split: test}}\n  u: {{source: copy, "
+                            f"split: {split}}}"))
+    return out
+
+
 def test_a_second_source_over_the_train_files_is_caught_with_the_data(refused, tmp_path):
     proto, root = folder_protocol(tmp_path)
-    twin = tmp_path / "twin.yaml"
-    twin.write_text(proto.read_text().replace("name: folderbad", "name: twin")
-                    .replace("sources:\n", "sources:\n  copy: {type: folder, root: ./ds/, layout: \"{split}/{label}\"}\n")
-                    .replace("t: {source: ds, split: test}", "t: {source: ds, split: test}\n  u: {source: copy, split: "
-                             "train}"))
+    twin = with_copy_test(proto, "twin", 'root: ./ds/, layout: "{split}/{label}"', "train")
     refused(run_args(twin, root, tmp_path / "runs"), r"Test set 'u' shares 8 of its 8 images with train \(first: "
             r"copy:train/0_real/0\.png is the same file as ds:train/0_real/0\.png\)")
     no_finished_runs(tmp_path)
@@ -187,11 +193,7 @@ def test_a_second_source_over_the_train_files_is_caught_with_the_data(refused, t
 def test_a_copied_train_folder_used_as_a_test_set_is_refused_by_its_content(refused, tmp_path):
     proto, root = folder_protocol(tmp_path)
     shutil.copytree(root / "ds" / "train", root / "copied")  # new inodes, other paths: the same bytes
-    copy = tmp_path / "copy.yaml"
-    copy.write_text(proto.read_text().replace("name: folderbad", "name: copy")
-                    .replace("sources:\n", "sources:\n  copy: {type: folder, root: copied, layout: \"{label}\"}\n")
-                    .replace("t: {source: ds, split: test}", "t: {source: ds, split: test}\n  u: {source: copy, split: "
-                             "test}"))
+    copy = with_copy_test(proto, "copy", 'root: copied, layout: "{label}"', "test")
     refused(run_args(copy, root, tmp_path / "runs"), r"8 of the 8 images of test set 'u' are copies of train images \(first: "
             r"copy:0_real/0\.png has the content of ds:train/0_real/0\.png: same size, first and last 64 KiB\), so it "
             r"is not held out")

@@ -456,6 +456,22 @@ def test_item_keys_identify_file_content_cheaply(tmp_path):
     assert src.item_keys(table) == ["d/sub/a.png|missing"]
 
 
+def test_feature_cache_keys_name_each_rows_degradations_without_unset_keys(tmp_path):
+    from bench.cache.features import item_keys
+    from bench.data.splits import ResolvedSplit
+    from bench.protocol import Perturb
+
+    write_image(tmp_path / "d/a.png")
+    src = FolderSource("s", {"root": "d", "layout": "", "label": 0}, tmp_path)
+    table = src.select("test").assign(source="s")
+    keys = []
+    for ops in [(), (Perturb(jpeg=75),), (Perturb(jpeg=90),), (Perturb(chain="ai_genbench"),),
+                (Perturb(chain="ai_genbench", seed=1),)]:
+        (key,) = item_keys(ResolvedSplit("t", table.assign(ops=[ops]), {"s": src}))
+        keys.append(key)
+    assert len(set(keys)) == 5 and keys[1].endswith('|[{"jpeg": 75}]')  # a key added later at None changes nothing
+
+
 def test_check_cheap_finds_what_needs_no_decoding(tmp_path):
     write_image(tmp_path / "d/ok.png")
     for kind, suffix in BAD_KINDS.items():

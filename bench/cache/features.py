@@ -10,6 +10,7 @@ the cache records the same conversions as one that decoded the files.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,4 +128,10 @@ def item_keys(split) -> list[str]:
         for row, key in zip(rows, source.item_keys(table.iloc[rows])):
             keys[row] = f"{prefix}|{key}"
     ops = table["ops"].tolist() if "ops" in table else [()] * len(table)
-    return [f"{k}|{tuple(o)!r}" if o else str(k) for k, o in zip(keys, ops)]
+    return [f"{k}|{_ops_key(o)}" if o else str(k) for k, o in zip(keys, ops)]
+
+
+def _ops_key(ops) -> str:
+    """A row's degradations as canonical JSON without unset keys: a key added to ``Perturb`` later (at its
+    default, None) leaves every stored key as it was."""
+    return json.dumps([op.model_dump(mode="json", exclude_none=True) for op in ops], sort_keys=True)

@@ -2,7 +2,8 @@
 
 Every protocol loads, its data is where the protocol says and no test set shares a file with train or
 val (once per protocol); every cell's detector, preset and settings resolve; ``run.threads`` fits the
-cores a cell gets. The first problem stops the grid with one sentence that names the cell. Nothing is submitted and no directory is made before this passes.
+cores a cell gets. The first problem stops the grid with one sentence that names the cell. Nothing is
+submitted and no directory is made before this passes.
 """
 
 from __future__ import annotations

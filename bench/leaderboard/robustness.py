@@ -11,19 +11,17 @@ import json
 import re
 from typing import Any
 
+from bench.protocol.perturb import LEVELS
+
 #: Degradation kinds, how they are named on axes, and whether a larger level is milder.
 KINDS = {"jpeg": ("JPEG quality", True), "resize": ("resize factor", True), "blur": ("blur σ", False),
          "noise": ("noise σ", False)}
 _OP = re.compile(r"^(jpeg|resize|blur|noise)(\d+(?:\.\d+)?)$")
 
 
-#: A protocol ``perturb``'s numeric degradation keys (a ``chain`` is random per image: no strength to plot).
-_LEVELS = ("jpeg", "blur", "downscale", "shorter_side")
-
-
 def _perturb_ops(perturb: dict[str, Any] | None) -> dict[str, float]:
     perturb = perturb or {}
-    ops = {k: float(perturb[k]) for k in _LEVELS if perturb.get(k) is not None}
+    ops = {k: float(perturb[k]) for k in LEVELS if perturb.get(k) is not None}
     if perturb.get("chain") is not None:  # degraded, so never the clean point, but on no kind's axis
         ops[f"chain_{perturb['chain']}"] = float(perturb.get("seed") or 0)
     if "downscale" in ops:

@@ -5,8 +5,8 @@ settings (every recorded argument that changes numbers, plus the resolved detect
 content fingerprint of every split (:mod:`bench.data.identity`) and the code (:func:`code_version`:
 the decoding rules' ``DECODE_VERSION``, the package version and a hash of the Python source of
 ``bench`` and ``detectors``; a shared block or the runner can change without a detector version, and a
-commit that changes no code, such as docs or results, must not block a resume or a SLURM requeue). ``bench run --resume`` computes the
-same from what it finds and refuses any difference, in one sentence naming what changed: an edited
+commit that changes no code, such as docs or results, must not block a resume or a SLURM requeue).
+``bench run --resume`` computes the same from what it finds and refuses any difference, in one sentence naming what changed: an edited
 image, protocol file or ``config.yaml`` would otherwise give a result that is neither the old run
 nor a new one. Only ``--workers``, ``--threads`` and ``--data-root`` may change (they do not change
 numbers; the data fingerprint is relative to the data root).
